@@ -1,0 +1,38 @@
+"""The one exception tree of taskflow.
+
+    TaskflowError(Exception)
+     +-- TaskNotFound(TaskflowError, LookupError)      the runtime, when an id is unknown
+     +-- TaskNotRegistered(TaskflowError, LookupError) retry, when no function is registered by that name
+     +-- InvalidTaskState(TaskflowError, ValueError)   retry/cancel, when the task's state forbids it
+     +-- PayloadError(TaskflowError, ValueError)       the codec and the cipher, when arguments cannot be
+                                                        stored, or a stored payload is tampered or unreadable
+     +-- ConfigurationError(TaskflowError, ValueError) TaskManager/TaskAdmin, for bad settings
+
+Arguments that cannot be encoded raise `TypeError` (the builtin callers expect), naming the argument.
+"""
+
+from __future__ import annotations
+
+
+class TaskflowError(Exception):
+    """Base class of every error taskflow raises on purpose."""
+
+
+class TaskNotFound(TaskflowError, LookupError):
+    """Raised by the runtime when no task has the given id."""
+
+
+class TaskNotRegistered(TaskflowError, LookupError):
+    """Raised by retry when no task function is registered under the record's name."""
+
+
+class InvalidTaskState(TaskflowError, ValueError):
+    """Raised by retry and cancel when the task's current state does not allow the action."""
+
+
+class PayloadError(TaskflowError, ValueError):
+    """Raised when stored arguments cannot be decoded: tampered, encrypted with another key, or corrupt."""
+
+
+class ConfigurationError(TaskflowError, ValueError):
+    """Raised by TaskManager and TaskAdmin for invalid settings, naming the setting."""

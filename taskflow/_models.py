@@ -1,0 +1,129 @@
+"""Task records and their states: the data every other part of taskflow reads and writes.
+
+`TaskStatus`, `TaskRecord` and `TaskConfig` keep the names, fields and JSON shape of fastapi-taskflow 0.5.0;
+what is new is additive: every timestamp is timezone-aware UTC, CANCELLED is a state, and each record keeps
+its attempt history.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (taskflow never stores naive times)."""
+    return datetime.now(UTC)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """ISO 8601 with an explicit UTC offset; naive values (from old files) are taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+class TaskStatus(str, enum.Enum):
+    """Where a task is in its life: PENDING -> RUNNING -> SUCCESS | FAILED | CANCELLED | INTERRUPTED."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task will not change state again (unless retried as a new task)."""
+        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+
+TERMINAL_STATUSES = frozenset(s for s in TaskStatus if s.is_terminal)
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """One attempt of a task: when it started and ended, and its error if it failed."""
+
+    number: int
+    start_time: datetime
+    end_time: datetime | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form used by the HTTP API."""
+        return {
+            "number": self.number,
+            "start_time": isoformat(self.start_time),
+            "end_time": isoformat(self.end_time),
+            "error": self.error,
+        }
+
+
+@dataclass
+class TaskConfig:
+    """The options a task was declared with (`@task_manager.task(...)`), as in fastapi-taskflow 0.5.0."""
+
+    retries: int = 0
+    delay: float = 0.0
+    backoff: float = 1.0
+    persist: bool = False
+    name: str | None = None
+    requeue_on_interrupt: bool = False
+
+
+@dataclass
+class TaskRecord:
+    """One task's state. Field order and `to_dict()` keys are those of fastapi-taskflow 0.5.0.
+
+    `args`, `kwargs`, `idempotency_key` and `encrypted_payload` never appear in `to_dict()`.
+    """
+
+    task_id: str
+    func_name: str
+    status: TaskStatus
+    args: tuple[Any, ...] = field(default_factory=tuple)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    retries_used: int = 0
+    error: str | None = None
+    logs: list[str] = field(default_factory=list)
+    stacktrace: str | None = None
+    idempotency_key: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    encrypted_payload: bytes | None = None
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    status_reason: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the first attempt's start to the end, retries and backoff included."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: the 0.5.0 keys, then `attempts` and `status_reason`."""
+        return {
+            "task_id": self.task_id,
+            "func_name": self.func_name,
+            "status": self.status.value,
+            "created_at": isoformat(self.created_at),
+            "start_time": isoformat(self.start_time),
+            "end_time": isoformat(self.end_time),
+            "duration": self.duration,
+            "retries_used": self.retries_used,
+            "error": self.error,
+            "logs": list(self.logs),
+            "stacktrace": self.stacktrace,
+            "tags": dict(self.tags),
+            "attempts": [a.to_dict() for a in self.attempts],
+            "status_reason": self.status_reason,
+        }

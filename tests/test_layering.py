@@ -1,0 +1,112 @@
+"""The layering rules of the project, checked by reading every import (module level and inside functions).
+
+- supervisors/ imports only the standard library and anyio.
+- nothing outside taskflow/web/ imports fastapi or starlette.
+- the core (taskflow/ but web/ and the package __init__) never imports taskflow.web, not even lazily.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STDLIB = set(sys.stdlib_module_names)
+SUPERVISORS_ALLOWED = {"anyio", "sniffio", "supervisors"}
+
+
+def _module_parts(path: Path) -> list[str]:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def _imports(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line, absolute module name) for every import in the file, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    here = _module_parts(path)
+    package = here if path.name == "__init__.py" else here[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                yield node.lineno, node.module or ""
+                continue
+            anchor = package[: len(package) - (node.level - 1)]
+            base = ".".join(anchor + ([node.module] if node.module else []))
+            if node.module is None:
+                for alias in node.names:
+                    yield node.lineno, f"{base}.{alias.name}"
+            else:
+                yield node.lineno, base
+
+
+def _violations() -> list[str]:
+    bad = []
+    files = sorted(ROOT.glob("supervisors/**/*.py")) + sorted(ROOT.glob("taskflow/**/*.py"))
+    assert files, "no source files found: the layering check would pass vacuously"
+    for path in files:
+        rel = path.relative_to(ROOT).as_posix()
+        in_web = rel.startswith("taskflow/web/")
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            if rel.startswith("supervisors/"):
+                if top not in STDLIB and top not in SUPERVISORS_ALLOWED:
+                    bad.append(f"{rel}:{line}: supervisors imports {module}")
+                continue
+            if top in {"fastapi", "starlette"} and not in_web:
+                bad.append(f"{rel}:{line}: {module} imported outside taskflow/web/")
+            if module.startswith("taskflow.web") and not in_web and rel != "taskflow/__init__.py":
+                bad.append(f"{rel}:{line}: the core imports {module}")
+    return bad
+
+
+def test_layering_holds() -> None:
+    """supervisors depends only on anyio; only taskflow/web/ touches FastAPI; the core never imports web."""
+    assert _violations() == []
+
+
+@pytest.mark.parametrize(
+    ("rel", "source", "expected"),
+    [
+        ("supervisors/_x.py", "import fastapi\n", "supervisors imports fastapi"),
+        ("supervisors/_x.py", "def f():\n    import taskflow\n", "supervisors imports taskflow"),
+        ("taskflow/_x.py", "from starlette.requests import Request\n", "imported outside taskflow/web/"),
+        ("taskflow/_x.py", "from .web import _api\n", "the core imports taskflow.web"),
+        ("taskflow/stores/_x.py", "from ..web._api import x\n", "the core imports taskflow.web"),
+    ],
+)
+def test_layering_check_catches_violations(
+    rel: str, source: str, expected: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The checker itself fails on each kind of violation (so a green result means something)."""
+    target = tmp_path / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for parent in [target.parent, *target.parent.parents]:
+        if parent == tmp_path:
+            break
+        (parent / "__init__.py").touch()
+    target.write_text(source, encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "taskflow").mkdir(exist_ok=True)
+    (tmp_path / "taskflow" / "__init__.py").touch()
+    assert any(expected in v for v in _violations())
+
+
+def test_nothing_reads_outside_the_project() -> None:
+    """No project file refers to the developers' shared folder, which users do not have."""
+    offenders = []
+    for path in ROOT.rglob("*"):
+        if not path.is_file() or any(p in {".git", ".venv", ".tox", "node_modules"} for p in path.parts):
+            continue
+        if path.suffix not in {".py", ".md", ".toml", ".ini", ".cfg", ".txt", ".js", ".html", ".css", ""}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        if "../" + "shared" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
