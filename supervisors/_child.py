@@ -1,0 +1,129 @@
+"""The body of one supervised child task: its cancel scope, restarts and restart intensity, and the
+shutdown path (shielded checkpoint with a deadline). The attempts themselves run in `_runner.run_once`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskStatus
+
+from ._events import GaveUp, Restarted
+from ._exceptions import RestartLimitExceeded
+from ._handle import ChildHandle, ChildState, _current_handle
+from ._policy import Restart
+from ._runner import run_once
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
+
+
+class StartRelay:
+    """The `task_status` a child started with `Supervisor.start()` receives.
+
+    It records the value on the handle, stops further retries (they apply only before the child started)
+    and completes the real handshake once.
+    """
+
+    __slots__ = ("fired", "handle", "task_status")
+
+    def __init__(self) -> None:
+        self.fired = False
+        self.handle: ChildHandle | None = None
+        self.task_status: TaskStatus[ChildHandle] | None = None
+
+    def started(self, value: Any = None) -> None:
+        handle = self.handle
+        assert handle is not None, "StartRelay used outside Supervisor.start()"
+        assert self.task_status is not None, "StartRelay used outside Supervisor.start()"
+        handle.started_value = value
+        handle._retryable = False
+        if not self.fired:
+            self.fired = True
+            self.task_status.started(handle)
+
+
+async def run_child(
+    sup: Supervisor,
+    handle: ChildHandle,
+    relay: StartRelay | None = None,
+    *,
+    task_status: TaskStatus[ChildHandle] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run `handle`'s child until it is finished; raise only to escalate (or from `start()`)."""
+    if relay is not None:
+        relay.task_status = task_status
+    _current_handle.set(handle)  # this task's own context: nothing to reset
+    try:
+        # A child cancelled or interrupted while still queued never starts.
+        if handle._final is None and not handle._interrupting:
+            with anyio.CancelScope() as scope:
+                handle._scope = scope
+                await _supervise(sup, handle, relay)
+        if handle._interrupting:
+            await _interrupted(sup, handle)
+    except anyio.get_cancelled_exc_class():
+        # Cancelled from outside the child's own scope: the supervisor's task group is going down
+        # (escalation, or its owner was cancelled). Record why, then let the cancellation propagate.
+        if handle._interrupting:
+            await _interrupted(sup, handle)
+        else:
+            sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
+        raise
+    finally:
+        sup._child_exited(handle)
+    if relay is not None and not relay.fired and handle.error is not None:
+        raise handle.error  # failed before task_status.started(): start() raises the child's error
+
+
+async def _supervise(sup: Supervisor, handle: ChildHandle, relay: StartRelay | None) -> None:
+    site = sup._site
+    last_error: BaseException | None = None
+    while True:
+        ok, value, reason = await run_once(site, handle)
+        if handle._final is not None:
+            return  # cancelled in the very tick the run ended: the outcome is discarded
+        if ok:
+            handle.result = value
+        else:
+            assert isinstance(value, BaseException)
+            last_error = handle.error = value
+        restart = handle._restart
+        if (
+            restart is Restart.TEMPORARY
+            or (restart is Restart.TRANSIENT and ok)
+            or (relay is not None and not relay.fired)  # never restart a child start() is waiting for
+            or not sup._accepting()  # no restarts once shutdown began
+        ):
+            site.finish(handle, ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
+            return
+
+        restarts = sup._record_restart()
+        if restarts > sup.max_restarts:
+            # Restarting does not help: give up loudly (event + escalation), never loop silently.
+            if site.hooks:
+                site.emit(GaveUp, handle, error=last_error, restarts=restarts, reason="restart_limit")
+            handle.error = last_error
+            site.finish(handle, ChildState.FAILED, "restart_limit")
+            raise RestartLimitExceeded(last_error, child_name=handle.name, restarts=restarts)
+        handle.restarts += 1
+        if site.hooks:
+            site.emit(Restarted, handle, restarts_in_window=restarts, reason="exited" if ok else "error")
+        handle._retryable = True
+        handle.error = None
+        # A child that returns at once would otherwise restart without ever yielding to the loop.
+        await anyio.lowlevel.checkpoint()
+
+
+async def _interrupted(sup: Supervisor, handle: ChildHandle) -> None:
+    """Shutdown path: run the checkpoint (shielded, until the shutdown's deadline), then INTERRUPTED."""
+    checkpoint = handle._checkpoint
+    if checkpoint is not None and handle._final is None:
+        with anyio.CancelScope(deadline=handle._checkpoint_deadline, shield=True) as scope:
+            try:
+                handle.checkpoint_result = await checkpoint(handle)
+            except Exception as exc:  # a failed checkpoint is reported, never raised
+                handle.checkpoint_error = exc
+        handle.checkpoint_timed_out = scope.cancelled_caught
+    sup._site.finish(handle, ChildState.INTERRUPTED, "shutdown")

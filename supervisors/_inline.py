@@ -1,0 +1,75 @@
+"""`run_supervised`: the attempt loop run inline in the caller's task, without a supervisor task group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVarTuple
+
+import anyio
+
+from ._clock import Clock, SystemClock
+from ._events import Hook, normalize_hooks
+from ._handle import ChildHandle, ChildState, _current_handle
+from ._policy import Policy
+from ._runner import Site, callable_name, is_async_callable, next_child_id, run_once
+
+PosArgsT = TypeVarTuple("PosArgsT")
+
+_DEFAULT_POLICY = Policy()
+
+
+async def run_supervised(
+    fn: Callable[[*PosArgsT], object],
+    /,
+    *args: *PosArgsT,
+    policy: Policy = _DEFAULT_POLICY,
+    name: str | None = None,
+    key: Hashable | None = None,
+    hooks: Sequence[Hook] = (),
+    clock: Clock | None = None,
+    limiter: anyio.CapacityLimiter | None = None,
+    thread_limiter: anyio.CapacityLimiter | None = None,
+) -> ChildHandle:
+    """Run `fn(*args)` with `policy`'s retries and timeout in the current task; return the finished handle.
+
+    Never raises the child's error (see `handle.state` / `handle.error`). `limiter` caps async attempts and
+    `thread_limiter` sync ones (the policy's `max_concurrency`/`max_threads` need a supervisor to hold the
+    limiter). `handle.cancel()` works; a cancellation of the caller marks the handle CANCELLED and
+    propagates. Events name the supervisor "inline".
+    """
+    site = Site(
+        "inline",
+        normalize_hooks(hooks),
+        clock if clock is not None else SystemClock(),
+        limiters=(limiter,) if limiter is not None else (),
+        run_sync_limiter=thread_limiter,
+    )
+    handle = ChildHandle(
+        next_child_id(),
+        callable_name(fn) if name is None else name,
+        key,
+        policy,
+        fn,
+        args,
+        is_async_callable(fn),
+        site,
+    )
+    site.started = 1
+    token = _current_handle.set(handle)
+    try:
+        with anyio.CancelScope() as scope:  # lets handle.cancel() stop the run without cancelling the caller
+            handle._scope = scope
+            ok, value, reason = await run_once(site, handle)
+            if ok:
+                handle.result = value
+            else:
+                assert isinstance(value, BaseException)
+                handle.error = value
+            site.finish(handle, ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
+    except anyio.get_cancelled_exc_class():
+        site.finish(handle, ChildState.CANCELLED, "cancelled")
+        raise
+    finally:
+        handle._scope = None
+        _current_handle.reset(token)
+    return handle

@@ -1,0 +1,352 @@
+"""Supervisor: owns a task group of supervised children, their limits, restarts and graceful shutdown."""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVarTuple
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._child import StartRelay, run_child
+from ._clock import Clock, SystemClock
+from ._events import Hook, HookFn, normalize_hooks
+from ._exceptions import RestartLimitExceeded, SupervisorClosed, SupervisorStateError
+from ._handle import ChildHandle
+from ._policy import Policy, Restart
+from ._runner import Site, callable_name, is_async_callable, next_child_id
+from ._shutdown import ShutdownReport, shut_down
+from ._statistics import SupervisorStatistics, snapshot
+
+PosArgsT = TypeVarTuple("PosArgsT")
+Checkpoint = Callable[[ChildHandle], Awaitable[object]]
+
+_DEFAULT_POLICY = Policy()
+
+
+class SupervisorState(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    SHUTTING_DOWN = "shutting_down"
+    CLOSED = "closed"
+
+
+_RUNNING = SupervisorState.RUNNING
+
+
+def _check_seconds(field: str, value: object, *, positive: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"Supervisor {field} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+class Supervisor:
+    """Runs children in one anyio task group with retries, limits, restarts and a graceful shutdown.
+
+    Use it as an async context manager; `start_soon()` returns a `ChildHandle` at once. `child(policy)`
+    gives a child supervisor with its own limits sharing this one's task group.
+    """
+
+    def __init__(
+        self,
+        policy: Policy = _DEFAULT_POLICY,
+        *,
+        name: str = "root",
+        hooks: Sequence[Hook] = (),
+        shutdown_grace: float = 10.0,
+        checkpoint_timeout: float = 5.0,
+        max_restarts: int = 3,
+        restart_window: float = 5.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise TypeError(f"Supervisor policy must be a Policy, got {policy!r}")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"Supervisor max_restarts must be an int >= 0, got {max_restarts!r}")
+        self.policy = policy
+        self.name = name
+        self.shutdown_grace = _check_seconds("shutdown_grace", shutdown_grace)
+        self.checkpoint_timeout = _check_seconds("checkpoint_timeout", checkpoint_timeout)
+        self.max_restarts = max_restarts
+        self.restart_window = _check_seconds("restart_window", restart_window, positive=True)
+        self.shutdown_report: ShutdownReport | None = None
+        self._hooks: tuple[HookFn, ...] = normalize_hooks(hooks)
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._state = SupervisorState.NEW
+        self._parent: Supervisor | None = None
+        self._root: Supervisor = self
+        self._children: dict[str, Supervisor] = {}
+        self._tg: TaskGroup | None = None
+        self._live: dict[int, ChildHandle] = {}  # children whose task has not exited yet
+        self._idle: anyio.Event | None = None  # set when _live empties, created only by shutdown
+        self._restart_times: deque[float] = deque()
+        self._shutdown_done: anyio.Event | None = None
+        # Created here (anyio allows it outside an event loop) so statistics() works before entering.
+        self._limiter = anyio.CapacityLimiter(policy.max_concurrency) if policy.max_concurrency else None
+        self._thread_limiter = anyio.CapacityLimiter(policy.max_threads) if policy.max_threads else None
+        self._site = self._make_site()
+
+    def _make_site(self) -> Site:
+        limiters: list[anyio.CapacityLimiter] = []
+        thread_limiters: list[anyio.CapacityLimiter] = []
+        node: Supervisor | None = self
+        while node is not None:  # innermost first: the one acquisition order every child follows
+            if node._limiter is not None:
+                limiters.append(node._limiter)
+            if node._thread_limiter is not None:
+                thread_limiters.append(node._thread_limiter)
+            node = node._parent
+        # With thread caps we acquire them ourselves (in order), so anyio's own default thread limiter
+        # must not cap the threads a second time: hand run_sync an unlimited one instead.
+        run_sync_limiter = anyio.CapacityLimiter(math.inf) if thread_limiters else None
+        return Site(
+            self.name, self._hooks, self._clock, tuple(limiters), tuple(thread_limiters), run_sync_limiter
+        )
+
+    def __repr__(self) -> str:
+        return f"<Supervisor name={self.name!r} state={self._state.value} policy={self.policy.name!r}>"
+
+    @property
+    def state(self) -> SupervisorState:
+        return self._state
+
+    def _tree(self) -> Iterator[Supervisor]:
+        yield self
+        for child in self._children.values():
+            yield from child._tree()
+
+    def _set_state(self, state: SupervisorState) -> None:
+        for node in self._tree():
+            node._state = state
+
+    def _accepting(self) -> bool:
+        return self._state is _RUNNING
+
+    def _not_running(self) -> SupervisorStateError:
+        if self._state is SupervisorState.NEW:
+            return SupervisorStateError(f"Supervisor {self.name!r} is not running: use `async with`")
+        return SupervisorClosed(
+            f"Supervisor {self.name!r} is {self._state.value}: start_soon after shutdown began"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._parent is not None:
+            raise SupervisorStateError(
+                f"Cannot enter child supervisor {self.name!r}: it runs in its root's task group and is "
+                "usable as soon as the root is entered"
+            )
+        if self._state is not SupervisorState.NEW:
+            raise SupervisorStateError("Cannot enter a supervisor more than once")
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._set_state(_RUNNING)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        tg = self._tg
+        assert tg is not None
+        try:
+            # Graceful after a clean body; after an error, interrupt at once and re-raise the error.
+            await self.shutdown(grace=None if exc is None else 0.0)
+        except BaseException as error:  # handed on to the task group, which re-raises it
+            exc_type, exc, tb = type(error), error, error.__traceback__
+        try:
+            return await tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # An escalation is the supervisor's verdict, not one failure among others: raise it as is.
+            limit = _find_restart_limit(group)
+            if limit is None:
+                raise
+            raise limit from limit.last_error
+        finally:
+            self._set_state(SupervisorState.CLOSED)
+
+    async def shutdown(self, grace: float | None = None) -> ShutdownReport:
+        """Stop accepting children, drain them for up to `grace` seconds, then interrupt the rest.
+
+        Idempotent: later (or concurrent) calls return the first call's report. Returns within
+        `grace + checkpoint_timeout` plus scheduling noise, even if a sync child ignores cancellation.
+        """
+        if self._state is SupervisorState.NEW:
+            raise self._not_running()
+        if self._shutdown_done is not None:
+            await self._shutdown_done.wait()
+            assert self.shutdown_report is not None
+            return self.shutdown_report
+        grace = self.shutdown_grace if grace is None else _check_seconds("shutdown grace", grace)
+        done = anyio.Event()
+        nodes = list(self._tree())
+        for node in nodes:
+            node._shutdown_done = done
+        if self._state is _RUNNING:
+            self._set_state(SupervisorState.SHUTTING_DOWN)
+        try:
+            return await shut_down(nodes, grace, self.checkpoint_timeout)
+        finally:
+            for node in nodes:
+                node._state = SupervisorState.CLOSED
+            done.set()
+
+    def _child_exited(self, handle: ChildHandle) -> None:
+        del self._live[handle.id]
+        if not self._live and self._idle is not None:
+            self._idle.set()
+
+    def _record_restart(self) -> int:
+        """Count a restart in the sliding window; return how many fall inside it."""
+        now = self._clock.now()
+        self._restart_times.append(now)
+        self._prune_restarts(now)
+        return len(self._restart_times)
+
+    # -- children --------------------------------------------------------------------------------------
+
+    def start_soon(
+        self,
+        fn: Callable[[*PosArgsT], object],
+        /,
+        *args: *PosArgsT,
+        name: str | None = None,
+        key: Hashable | None = None,
+        restart: Restart = Restart.TEMPORARY,
+        checkpoint: Checkpoint | None = None,
+        context: contextvars.Context | None = None,
+        policy: Policy | None = None,
+    ) -> ChildHandle:
+        """Start supervising `fn(*args)` (async, or sync in a worker thread) and return its handle at once.
+
+        `policy` overrides the retry/timeout part of this supervisor's policy for this child (limits stay
+        the supervisor's). `context` runs the child in a copy of that `contextvars.Context`.
+        """
+        if self._state is not _RUNNING:
+            raise self._not_running()
+        handle = ChildHandle(
+            next_child_id(),
+            callable_name(fn) if name is None else name,
+            key,
+            self.policy if policy is None else policy,
+            fn,
+            args,
+            is_async_callable(fn),
+            self._site,
+            restart,
+            checkpoint,
+        )
+        self._live[handle.id] = handle
+        self._site.started += 1
+        tg = self._root._tg
+        assert tg is not None
+        if context is None:
+            tg.start_soon(run_child, self, handle, name=handle.name)
+        else:
+            # Both asyncio and trio copy the spawner's context into the new task.
+            context.run(functools.partial(tg.start_soon, run_child, self, handle, name=handle.name))
+        return handle
+
+    async def start(
+        self,
+        fn: Callable[..., Awaitable[object]],
+        /,
+        *args: Any,
+        name: str | None = None,
+        key: Hashable | None = None,
+        restart: Restart = Restart.TEMPORARY,
+        checkpoint: Checkpoint | None = None,
+    ) -> ChildHandle:
+        """Start `fn(*args, task_status=...)` and return once it called `task_status.started(value)`.
+
+        `handle.started_value` holds the value. Retries apply only before the child started; if it fails
+        before that, its error is raised here.
+        """
+        if self._state is not _RUNNING:
+            raise self._not_running()
+        if not is_async_callable(fn):
+            raise TypeError(f"start() needs an async function accepting task_status=, got {fn!r}")
+        relay = StartRelay()
+        handle = ChildHandle(
+            next_child_id(),
+            callable_name(fn) if name is None else name,
+            key,
+            self.policy,
+            functools.partial(fn, task_status=relay),
+            args,
+            True,
+            self._site,
+            restart,
+            checkpoint,
+        )
+        relay.handle = handle
+        self._live[handle.id] = handle
+        self._site.started += 1
+        tg = self._root._tg
+        assert tg is not None
+        await tg.start(run_child, self, handle, relay, name=handle.name)
+        return handle
+
+    def child(self, policy: Policy, *, name: str | None = None) -> Supervisor:
+        """The child supervisor for `policy` (cached by name, which defaults to `policy.name`).
+
+        It shares this supervisor's task group, hooks and clock, has its own limiters and also honours
+        every ancestor's, so a root cap is global while a child cap keeps one policy from taking all slots.
+        """
+        name = policy.name if name is None else name
+        existing = self._children.get(name)
+        if existing is not None:
+            if existing.policy != policy:
+                raise ValueError(f"Child supervisor {name!r} already exists with a different policy")
+            return existing
+        if self._state in (SupervisorState.SHUTTING_DOWN, SupervisorState.CLOSED):
+            raise self._not_running()
+        sub = Supervisor(
+            policy,
+            name=name,
+            shutdown_grace=self.shutdown_grace,
+            checkpoint_timeout=self.checkpoint_timeout,
+            max_restarts=self.max_restarts,
+            restart_window=self.restart_window,
+            clock=self._clock,
+        )
+        sub._parent, sub._root, sub._hooks, sub._state = self, self._root, self._hooks, self._state
+        sub._site = sub._make_site()
+        self._children[name] = sub
+        return sub
+
+    def statistics(self) -> SupervisorStatistics:
+        """A frozen snapshot; counters include child supervisors (see `children` for the breakdown)."""
+        if self._restart_times and self._state is not SupervisorState.CLOSED:
+            self._prune_restarts(self._clock.now())
+        return snapshot(self)
+
+    def _prune_restarts(self, now: float) -> None:
+        times = self._restart_times
+        while times and times[0] <= now - self.restart_window:
+            times.popleft()
+
+
+def _find_restart_limit(group: BaseExceptionGroup[BaseException]) -> RestartLimitExceeded | None:
+    for exc in group.exceptions:
+        if isinstance(exc, RestartLimitExceeded):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _find_restart_limit(exc)
+            if found is not None:
+                return found
+    return None
