@@ -1,0 +1,60 @@
+"""`StructlogObserver`: task log lines and status changes as structlog events.
+
+The library only calls `structlog.get_logger(name)`, never `structlog.configure()`: your configuration
+decides rendering and destination. structlog is imported lazily, here only. Calls run in a worker thread,
+once per batch, because a configured logger may write to a file or a socket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._base import lifecycle_level, normalize_level
+from ._events import LifecycleEvent, LogEvent
+from ._lines import BufferedObserver
+
+__all__ = ["StructlogObserver"]
+
+_Call = tuple[str, str, dict[str, Any]]
+_OWN_KEYS = frozenset({"event", "task_id", "func_name", "attempt", "tags"})
+
+
+class StructlogObserver(BufferedObserver[_Call]):
+    """Logs each event on `structlog.get_logger(logger_name)`, with task_id, func_name, attempt, tags
+    and the line's extras as key/values. Status changes are logged as `"task <status>"` at their level."""
+
+    def __init__(self, logger_name: str = "taskflow", *, min_level: str = "info") -> None:
+        try:
+            import structlog
+        except ImportError as exc:
+            raise ImportError(
+                "StructlogObserver needs structlog: pip install 'anyio-taskflow[structlog]'"
+            ) from exc
+        super().__init__(log_lifecycle=True, min_level=min_level)
+        self.logger_name = logger_name
+        self._logger: Any = structlog.get_logger(logger_name)
+
+    def _log_item(self, event: LogEvent) -> _Call:
+        # An extra that collides with our keys is renamed rather than dropped or allowed to override.
+        values = {f"extra_{k}" if k in _OWN_KEYS else k: v for k, v in event.extra.items()}
+        values.update(task_id=event.task_id, func_name=event.func_name, attempt=event.attempt,
+                      tags=dict(event.tags))
+        return normalize_level(event.level), event.message, values
+
+    def _lifecycle_item(self, event: LifecycleEvent) -> _Call:
+        values: dict[str, Any] = {
+            "task_id": event.task_id,
+            "func_name": event.func_name,
+            "attempt": event.attempt,
+            "tags": dict(event.tags),
+            "status": event.status.value,
+            "retries_used": event.retries_used,
+        }
+        for key in ("duration", "error", "stacktrace"):
+            if getattr(event, key) is not None:
+                values[key] = getattr(event, key)
+        return lifecycle_level(event), f"task {event.status.value}", values
+
+    def _write(self, items: list[_Call]) -> None:
+        for level, message, values in items:
+            getattr(self._logger, level)(message, **values)
