@@ -1,0 +1,57 @@
+"""taskflow: supervised background tasks for FastAPI, on anyio.
+
+A drop-in for fastapi-taskflow 0.5.0 (change the import line): every task runs as a supervised actor in a
+task group that the app's lifespan owns, on asyncio or trio.
+"""
+
+from ._context import TaskContext as TaskContext
+from ._context import get_task_context as get_task_context
+from ._context import task_log as task_log
+from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import InvalidTaskState as InvalidTaskState
+from ._exceptions import PayloadError as PayloadError
+from ._exceptions import TaskflowError as TaskflowError
+from ._exceptions import TaskNotFound as TaskNotFound
+from ._exceptions import TaskNotRegistered as TaskNotRegistered
+from ._metrics import TaskManagerStatistics as TaskManagerStatistics
+from ._models import AttemptRecord as AttemptRecord
+from ._models import TaskConfig as TaskConfig
+from ._models import TaskRecord as TaskRecord
+from ._models import TaskStatus as TaskStatus
+from .observers import FileLogger as FileLogger
+from .observers import InMemoryLogger as InMemoryLogger
+from .observers import LifecycleEvent as LifecycleEvent
+from .observers import LogEvent as LogEvent
+from .observers import LoggerChain as LoggerChain
+from .observers import StdoutLogger as StdoutLogger
+from .observers import TaskObserver as TaskObserver
+from .web import ManagedBackgroundTasks as ManagedBackgroundTasks
+from .web import TaskAdmin as TaskAdmin
+from .web import TaskManager as TaskManager
+
+__all__ = [
+    "AttemptRecord",
+    "ConfigurationError",
+    "FileLogger",
+    "InMemoryLogger",
+    "InvalidTaskState",
+    "LifecycleEvent",
+    "LogEvent",
+    "LoggerChain",
+    "ManagedBackgroundTasks",
+    "PayloadError",
+    "StdoutLogger",
+    "TaskAdmin",
+    "TaskConfig",
+    "TaskContext",
+    "TaskManager",
+    "TaskManagerStatistics",
+    "TaskNotFound",
+    "TaskNotRegistered",
+    "TaskObserver",
+    "TaskRecord",
+    "TaskStatus",
+    "TaskflowError",
+    "get_task_context",
+    "task_log",
+]

@@ -1,0 +1,80 @@
+"""What code running inside a task can ask about it: `get_task_context()` and `task_log()`.
+
+The runtime binds a `_TaskScope` in a context variable around each attempt. Context variables follow the
+code into helpers, into `await`ed coroutines and into the worker thread of a sync task (anyio copies the
+context into it), so both functions work from any code path inside a task.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._models import TaskRecord, utcnow
+
+LEVELS = ("debug", "info", "warning", "error")
+_STDLIB_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_outside_logger = logging.getLogger("taskflow.task")
+
+
+@dataclass
+class TaskContext:
+    """The running task as seen from inside it: its id, function name, attempt (0-based) and tags."""
+
+    task_id: str
+    func_name: str
+    attempt: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _TaskScope:
+    """What the runtime binds around one attempt: the record to log into and where log events go."""
+
+    record: TaskRecord
+    attempt: int
+    on_log: Callable[[TaskRecord, int, str, str, dict[str, Any]], None]
+
+
+_current: contextvars.ContextVar[_TaskScope | None] = contextvars.ContextVar("taskflow_task", default=None)
+
+
+def get_task_context() -> TaskContext | None:
+    """The context of the task this code runs in, or None outside a task."""
+    scope = _current.get()
+    if scope is None:
+        return None
+    record = scope.record
+    return TaskContext(record.task_id, record.func_name, scope.attempt, dict(record.tags))
+
+
+def task_log(message: str, *, level: str = "info", **extra: Any) -> None:
+    """Add a log line to the current task (record, observers, dashboard).
+
+    `level` is one of debug, info, warning, error (anything else counts as info). `extra` fields reach
+    observers as structured data. Outside a task the line goes to the stdlib logger `taskflow.task`.
+    """
+    level = level.lower() if isinstance(level, str) and level.lower() in LEVELS else "info"
+    scope = _current.get()
+    if scope is None:
+        _outside_logger.log(_STDLIB_LEVELS[level], "%s", message, extra={"taskflow_extra": extra})
+        return
+    text = str(message)
+    scope.record.logs.append(f"{utcnow().strftime('%Y-%m-%dT%H:%M:%SZ')} {text}")
+    scope.on_log(scope.record, scope.attempt, text, level, extra)
+
+
+def bind(scope: _TaskScope) -> contextvars.Token[_TaskScope | None]:
+    """Bind `scope` as the current task (the runtime calls this at the start of each attempt)."""
+    return _current.set(scope)
+
+
+def unbind(token: contextvars.Token[_TaskScope | None]) -> None:
+    """Undo `bind`."""
+    _current.reset(token)
+
+
+TaskScope = _TaskScope

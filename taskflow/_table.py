@@ -1,0 +1,204 @@
+"""The live task table: every record this process knows, in memory, with bounded history.
+
+It owns the records of live tasks (pending, running) and the most recent terminal ones, the idempotency
+index, per-status counters, and the filtered, cursor-paged queries the HTTP API serves. Terminal records
+beyond `max_terminal_records` are evicted oldest-first, so memory stays flat under any load.
+
+Records are added from request handlers (sync routes run in worker threads) and changed on the event loop:
+structural changes take a lock; readers copy under the GIL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ._models import TaskRecord, TaskStatus
+
+MAX_CURSOR_LENGTH = 512
+
+
+class InvalidCursor(ValueError):
+    """Raised by `query` for a cursor it did not issue (the HTTP API turns it into a 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of records, newest first, and the cursor of the next page (None on the last one)."""
+
+    records: list[TaskRecord]
+    next_cursor: str | None
+
+
+class TaskTable:
+    """In-memory records with an idempotency index and status counters."""
+
+    def __init__(self, *, max_terminal_records: int | None = 10_000) -> None:
+        if max_terminal_records is not None and max_terminal_records < 0:
+            raise ValueError("max_terminal_records must be >= 0 or None")
+        self._records: dict[str, TaskRecord] = {}
+        self._by_key: dict[str, str] = {}
+        self._terminal_order: deque[str] = deque()
+        self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
+        self._max_terminal = max_terminal_records
+        self._lock = threading.Lock()
+        self.total_added = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The record with this id, or None."""
+        return self._records.get(task_id)
+
+    def add(self, record: TaskRecord) -> None:
+        """Add a new record (its idempotency key, if any, now points to it)."""
+        with self._lock:
+            self._records[record.task_id] = record
+            self._counts[record.status] += 1
+            self.total_added += 1
+            if record.idempotency_key is not None:
+                self._by_key[record.idempotency_key] = record.task_id
+            if record.status.is_terminal:
+                self._note_terminal(record.task_id)
+
+    def add_unless_key_held(self, record: TaskRecord) -> str | None:
+        """Atomically: if a non-failed task holds the record's idempotency key, return its id; else add."""
+        key = record.idempotency_key
+        with self._lock:
+            if key is not None:
+                holder = self._key_holder(key)
+                if holder is not None:
+                    return holder
+            self._records[record.task_id] = record
+            self._counts[record.status] += 1
+            self.total_added += 1
+            if key is not None:
+                self._by_key[key] = record.task_id
+        return None
+
+    def _key_holder(self, key: str) -> str | None:
+        task_id = self._by_key.get(key)
+        if task_id is None:
+            return None
+        held = self._records.get(task_id)
+        if held is None or held.status in RELEASES_KEY:
+            return None
+        return task_id
+
+    def key_holder(self, key: str) -> str | None:
+        """The id of the task holding `key`, if it is not failed, cancelled or interrupted."""
+        with self._lock:
+            return self._key_holder(key)
+
+    def set_status(self, record: TaskRecord, status: TaskStatus) -> None:
+        """Move a record to `status`, keeping the counters right; evicts old terminal records."""
+        with self._lock:
+            self._counts[record.status] -= 1
+            self._counts[status] += 1
+            record.status = status
+            if status.is_terminal:
+                self._note_terminal(record.task_id)
+
+    def _note_terminal(self, task_id: str) -> None:
+        self._terminal_order.append(task_id)
+        if self._max_terminal is None:
+            return
+        while len(self._terminal_order) > self._max_terminal:
+            old_id = self._terminal_order.popleft()
+            old = self._records.get(old_id)
+            if old is None or not old.status.is_terminal:
+                continue  # retried or already removed
+            del self._records[old_id]
+            self._counts[old.status] -= 1
+            self.evicted += 1
+            if old.idempotency_key is not None and self._by_key.get(old.idempotency_key) == old_id:
+                del self._by_key[old.idempotency_key]
+
+
+    def remove(self, task_ids: Iterable[str]) -> int:
+        """Forget these terminal records (history deletion); live ones are never removed."""
+        removed = 0
+        with self._lock:
+            for task_id in task_ids:
+                record = self._records.get(task_id)
+                if record is None or not record.status.is_terminal:
+                    continue
+                del self._records[task_id]
+                self._counts[record.status] -= 1
+                removed += 1
+        return removed
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """Records in memory per status (a copy)."""
+        return dict(self._counts)
+
+    def records(self) -> list[TaskRecord]:
+        """A snapshot list of every record in memory, oldest first."""
+        return list(self._records.values())
+
+    def query(
+        self,
+        *,
+        statuses: frozenset[TaskStatus] | None = None,
+        func_name: str | None = None,
+        tag: tuple[str, str] | None = None,
+        since: datetime | None = None,
+        task_id_prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        """Records matching every given filter, newest first, `limit` at a time after `cursor`."""
+        after = decode_cursor(cursor) if cursor is not None else None
+        matching = [
+            r
+            for r in self.records()
+            if (statuses is None or r.status in statuses)
+            and (func_name is None or r.func_name == func_name)
+            and (tag is None or r.tags.get(tag[0]) == tag[1])
+            and (since is None or r.created_at >= since)
+            and (task_id_prefix is None or r.task_id.startswith(task_id_prefix))
+        ]
+        matching.sort(key=_order_key, reverse=True)
+        if after is not None:
+            matching = [r for r in matching if _order_key(r) < after]
+        if limit is None or len(matching) <= limit:
+            return Page(matching, None)
+        page = matching[:limit]
+        return Page(page, encode_cursor(page[-1]))
+
+
+RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED})
+"""States in which a task no longer holds its idempotency key: resubmitting runs the work again."""
+
+
+def _order_key(record: TaskRecord) -> tuple[str, str]:
+    return (record.created_at.isoformat(timespec="microseconds"), record.task_id)
+
+
+def encode_cursor(record: TaskRecord) -> str:
+    """An opaque cursor pointing just after `record` in newest-first order."""
+    raw = json.dumps([record.created_at.isoformat(timespec="microseconds"), record.task_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The position a cursor points at; InvalidCursor for anything `encode_cursor` did not make."""
+    if not isinstance(cursor, str) or not cursor or len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidCursor("invalid cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, task_id = json.loads(raw)
+        datetime.fromisoformat(created)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidCursor("invalid cursor") from None
+    if not isinstance(created, str) or not isinstance(task_id, str):
+        raise InvalidCursor("invalid cursor")
+    return (created, task_id)

@@ -1,0 +1,7 @@
+"""The FastAPI side of taskflow: the only package that imports FastAPI or Starlette."""
+
+from ._admin import TaskAdmin as TaskAdmin
+from ._background import ManagedBackgroundTasks as ManagedBackgroundTasks
+from ._manager import TaskManager as TaskManager
+
+__all__ = ["ManagedBackgroundTasks", "TaskAdmin", "TaskManager"]

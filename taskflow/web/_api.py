@@ -1,0 +1,194 @@
+"""The JSON API under `TaskAdmin(path=...)`: list, detail, metrics, retry, cancel, history, supervision.
+
+Shapes and status codes are fastapi-taskflow 0.5.0's; filters, paging, cancel and the extra metrics are
+additions. Every bad input gets a 4xx JSON answer with a message, never a 500, and never changes state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, params
+from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
+
+from .._exceptions import InvalidTaskState, TaskNotFound, TaskNotRegistered
+from .._models import TaskStatus, utcnow
+from .._table import InvalidCursor
+from ._manager import TaskManager
+
+MAX_PAGE = 1000
+MAX_ID_LENGTH = 64
+_RELATIVE = re.compile(r"^(\d{1,6})(s|m|min|h|d)$")
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_HISTORY_UNITS = {"min": 60, "hour": 3600, "day": 86400}
+
+
+def _error(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _not_found() -> JSONResponse:
+    return _error(404, "Task not found")
+
+
+def parse_statuses(value: str | None) -> frozenset[TaskStatus] | None:
+    """`status=failed,interrupted` -> the set of statuses; ValueError naming the allowed values."""
+    if value is None or value == "":
+        return None
+    try:
+        return frozenset(TaskStatus(part.strip().lower()) for part in value.split(","))
+    except ValueError:
+        allowed = ", ".join(s.value for s in TaskStatus)
+        raise ValueError(f"status must be one or more of: {allowed}") from None
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
+    """`since` as an ISO 8601 time (naive = UTC) or a window back from now: 30s, 15m, 6h, 7d."""
+    if value is None or value == "":
+        return None
+    match = _RELATIVE.match(value)
+    if match:
+        return (now or utcnow()) - timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("since must be an ISO 8601 time or a window such as 30m, 6h or 7d") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def parse_tag(value: str | None) -> tuple[str, str] | None:
+    """`tag=key:value` (or key=value) -> (key, value)."""
+    if value is None or value == "":
+        return None
+    for sep in (":", "="):
+        key, found, tag_value = value.partition(sep)
+        if found and key:
+            return key, tag_value
+    raise ValueError("tag must look like key:value")
+
+
+def build_api_router(
+    manager: TaskManager, *, dependencies: Sequence[params.Depends] = (), display_func_args: bool = False
+) -> APIRouter:
+    """The JSON routes, bound to one manager. `dependencies` guard every route (auth)."""
+    router = APIRouter(dependencies=list(dependencies), tags=["tasks"])
+
+    def task_dict(task_id: str) -> dict[str, Any]:
+        record = manager.get(task_id)
+        data = record.to_dict()
+        if display_func_args and record.encrypted_payload is None:
+            data["args"] = [repr(a) for a in record.args]
+            data["kwargs"] = {k: repr(v) for k, v in record.kwargs.items()}
+        return data
+
+    @router.get("", summary="List tasks, newest first")
+    async def list_tasks(
+        status: Annotated[str | None, Query(max_length=200)] = None,
+        func_name: Annotated[str | None, Query(max_length=300)] = None,
+        tag: Annotated[str | None, Query(max_length=500)] = None,
+        since: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> Any:
+        try:
+            filters = {
+                "statuses": parse_statuses(status),
+                "tag": parse_tag(tag),
+                "since": parse_since(since),
+            }
+            if cursor is not None and limit is None:
+                limit = 100
+            page = manager.query(func_name=func_name or None, limit=limit, cursor=cursor, **filters)
+        except InvalidCursor:
+            return _error(400, "cursor is invalid: pass the X-Next-Cursor value of a previous page")
+        except ValueError as exc:
+            return _error(400, str(exc))
+        headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
+        return JSONResponse([r.to_dict() for r in page.records], headers=headers)
+
+    @router.get("/metrics", summary="Counts, success rate, durations and throughput")
+    async def metrics() -> Any:
+        return manager.statistics().to_metrics()
+
+    @router.get("/supervision", summary="The supervision tree and the registered task functions")
+    async def supervision() -> Any:
+        stats = manager.statistics().supervisor
+        return {
+            "running": manager.is_running,
+            "supervisor": dataclasses.asdict(stats) if stats is not None else None,
+            "functions": [
+                {
+                    "name": d.name,
+                    "registered": d.registered,
+                    "kind": "async" if d.is_async else "sync",
+                    "persist": d.config.persist,
+                    "requeue_on_interrupt": d.config.requeue_on_interrupt,
+                    "policy": {
+                        "name": d.policy.name,
+                        "retries": d.policy.retries,
+                        "delay": d.policy.delay,
+                        "backoff": d.policy.backoff,
+                        "max_delay": d.policy.max_delay,
+                        "jitter": d.policy.jitter,
+                        "timeout": d.policy.timeout,
+                    },
+                }
+                for d in manager.registry.definitions()
+            ],
+        }
+
+    @router.delete("/history", summary="Forget finished tasks older than a window")
+    async def delete_history(
+        value: Annotated[int, Query(gt=0, le=1_000_000)], unit: Annotated[str, Query(max_length=10)]
+    ) -> Any:
+        if unit not in _HISTORY_UNITS:
+            return _error(400, "unit must be one of: min, hour, day")
+        cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
+        old = [r.task_id for r in manager.table.records() if r.status.is_terminal and r.end_time and r.end_time < cutoff]
+        removed = manager.table.remove(old)
+        return {"deleted": removed, "store": removed, "backend": 0}
+
+    @router.get("/{task_id}", summary="One task")
+    async def get_task(task_id: str) -> Any:
+        if len(task_id) > MAX_ID_LENGTH:
+            return _not_found()
+        try:
+            return task_dict(task_id)
+        except TaskNotFound:
+            return _not_found()
+
+    @router.post("/{task_id}/retry", summary="Retry a failed or interrupted task as a new task")
+    async def retry_task(task_id: str) -> Any:
+        if len(task_id) > MAX_ID_LENGTH:
+            return _not_found()
+        try:
+            new = manager.retry(task_id)
+        except TaskNotFound:
+            return _not_found()
+        except InvalidTaskState as exc:
+            return _error(400, str(exc))
+        except TaskNotRegistered as exc:
+            return _error(409, str(exc))
+        return JSONResponse(
+            {"task_id": new.task_id, "task": new.to_dict()},
+            background=BackgroundTask(manager.dispatch, new.task_id),
+        )
+
+    @router.post("/{task_id}/cancel", summary="Cancel a pending or running task")
+    async def cancel_task(task_id: str) -> Any:
+        if len(task_id) > MAX_ID_LENGTH:
+            return _not_found()
+        try:
+            record = manager.cancel(task_id)
+        except TaskNotFound:
+            return _not_found()
+        except InvalidTaskState as exc:
+            return _error(400, str(exc))
+        return {"task_id": record.task_id, "task": record.to_dict()}
+
+    return router
