@@ -58,6 +58,7 @@ __all__ = [
     "Policy",
     "Restart",
     "RestartLimitExceeded",
+    "Restarted",
     "RetryScheduled",
     "ShutdownReport",
     "Succeeded",

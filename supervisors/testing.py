@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
 
-from ._config import CONFIG
+from ._config import CONFIG as _CONFIG
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["FakeClock", "set_testing", "testing_mode"]
 
@@ -45,15 +48,19 @@ class FakeClock:
 def set_testing(enabled: bool) -> None:
     """Turn testing mode on or off process-wide: backoff waits are skipped (delays are still computed and
     reported in `RetryScheduled`)."""
-    CONFIG.testing = bool(enabled)
+    _CONFIG.testing = bool(enabled)
 
 
-@contextmanager
+@contextlib.contextmanager
 def testing_mode(enabled: bool = True) -> Iterator[None]:  # noqa: PT028  (not a test: named by the spec)
     """Testing mode for the duration of a `with` block; the previous setting is restored afterwards."""
-    previous = CONFIG.testing
-    CONFIG.testing = bool(enabled)
+    previous = _CONFIG.testing
+    _CONFIG.testing = bool(enabled)
     try:
         yield
     finally:
-        CONFIG.testing = previous
+        _CONFIG.testing = previous
+
+
+# Its name starts with "test": keep pytest from collecting it when a test module imports it.
+testing_mode.__test__ = False  # type: ignore[attr-defined]
