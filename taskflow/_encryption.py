@@ -43,9 +43,10 @@ class ArgsCipher:
     __slots__ = ("_fernet", "_invalid_token", "_key_count", "_module")
 
     def __init__(self, key: str | bytes | Sequence[str | bytes]) -> None:
+        self._key_count = 0
         self._module = _fernet_module()
         self._invalid_token: type[Exception] = self._module.InvalidToken
-        keys: list[str | bytes] = [key] if isinstance(key, str | bytes) else list(key)
+        keys: list[object] = list(key) if isinstance(key, list | tuple) else [key]
         if not keys:
             raise ConfigurationError(f"encrypt_args_key is an empty list; {_GENERATE}")
         fernets = [self._load_key(k, i if len(keys) > 1 else None) for i, k in enumerate(keys)]
@@ -55,7 +56,7 @@ class ArgsCipher:
     def _load_key(self, key: object, index: int | None) -> Any:
         which = "encrypt_args_key" if index is None else f"encrypt_args_key[{index}]"
         if not isinstance(key, str | bytes):
-            raise ConfigurationError(f"{which} must be a str or bytes Fernet key, not {type(key).__name__}")
+            raise ConfigurationError(f"{which} must be a str or bytes, not {type(key).__name__}; {_GENERATE}")
         try:
             return self._module.Fernet(key)
         except (ValueError, TypeError):  # binascii.Error is a ValueError
