@@ -13,6 +13,8 @@ Errors raised by children are never wrapped: a failed child keeps its own except
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class SupervisorError(Exception):
     """Base class of every error raised by `supervisors` itself."""
@@ -46,3 +48,17 @@ class RestartLimitExceeded(SupervisorError):
         self.child_name = child_name
         self.restarts = restarts
         self.__cause__ = last_error
+
+
+def leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    """Every non-group exception inside `group`, depth first."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from leaves(exc)
+        else:
+            yield exc
+
+
+def find_restart_limit(group: BaseExceptionGroup[BaseException]) -> RestartLimitExceeded | None:
+    """The first escalation inside `group` (which `async with Supervisor` re-raises unwrapped)."""
+    return next((exc for exc in leaves(group) if isinstance(exc, RestartLimitExceeded)), None)

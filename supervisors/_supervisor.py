@@ -17,7 +17,7 @@ from anyio.abc import TaskGroup
 from ._child import StartRelay, run_child
 from ._clock import Clock, SystemClock
 from ._events import Hook, HookFn, normalize_hooks
-from ._exceptions import RestartLimitExceeded, SupervisorClosed, SupervisorStateError
+from ._exceptions import SupervisorClosed, SupervisorStateError, find_restart_limit, leaves
 from ._handle import ChildHandle
 from ._policy import Policy, Restart
 from ._runner import Site, callable_name, is_async_callable, next_child_id
@@ -163,6 +163,7 @@ class Supervisor:
     ) -> bool | None:
         tg = self._tg
         assert tg is not None
+        body_error = exc
         try:
             # Graceful after a clean body; after an error, interrupt at once and re-raise the error.
             await self.shutdown(grace=None if exc is None else 0.0)
@@ -172,10 +173,12 @@ class Supervisor:
             return await tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
             # An escalation is the supervisor's verdict, not one failure among others: raise it as is.
-            limit = _find_restart_limit(group)
-            if limit is None:
-                raise
-            raise limit from limit.last_error
+            limit = find_restart_limit(group)
+            if limit is not None:
+                raise limit from limit.last_error
+            if body_error is not None and all(leaf is body_error for leaf in leaves(group)):
+                return False  # only the body's own error: let it propagate unwrapped, as it was raised
+            raise
         finally:
             self._set_state(SupervisorState.CLOSED)
 
@@ -339,14 +342,3 @@ class Supervisor:
         times = self._restart_times
         while times and times[0] <= now - self.restart_window:
             times.popleft()
-
-
-def _find_restart_limit(group: BaseExceptionGroup[BaseException]) -> RestartLimitExceeded | None:
-    for exc in group.exceptions:
-        if isinstance(exc, RestartLimitExceeded):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _find_restart_limit(exc)
-            if found is not None:
-                return found
-    return None
