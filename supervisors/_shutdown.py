@@ -52,8 +52,9 @@ async def shut_down(nodes: Sequence[Supervisor], grace: float, checkpoint_timeou
     pending = [h for node in nodes for h in node._live.values() if h._final is None]
     report: ShutdownReport | None = None
     try:
+        # grace 0 means no draining at all, not one scheduling round in which queued children could start.
         with anyio.move_on_after(grace):
-            for node in nodes:
+            for node in nodes if grace > 0 else ():
                 while node._live:
                     node._idle = anyio.Event()
                     await node._idle.wait()
