@@ -34,8 +34,8 @@ TAG = "__tf__"
 _FORMAT = 1  # bumped if the envelope of encode_call ever changes
 
 _SCALARS = frozenset({str, int, bool, type(None)})
-_PATHS = {cls.__name__: cls for cls in (pathlib.PurePath, pathlib.PurePosixPath, pathlib.PureWindowsPath,
-                                          pathlib.Path, pathlib.PosixPath, pathlib.WindowsPath)}
+# Every pathlib class by name (PurePath, Path, PosixPath, ...); decoding picks among these only.
+_PATHS = {n: c for n, c in vars(pathlib).items() if isinstance(c, type) and issubclass(c, pathlib.PurePath)}
 _HOW_TO = "pass plain data or register the type with taskflow.register_type()"
 
 
@@ -167,9 +167,9 @@ def _encode_other(obj: Any) -> Any:
     if dataclasses.is_dataclass(cls):
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(cls)}
         return {TAG: "dataclass", "c": _class_ref(cls, obj), "v": _enc_dict(fields)}
-    if isinstance(obj, tuple) and hasattr(cls, "_fields"):
+    if _is_namedtuple(cls):
         return {TAG: "namedtuple", "c": _class_ref(cls, obj), "v": _enc_list(list(obj))}
-    if hasattr(cls, "model_dump") and hasattr(cls, "model_validate"):  # pydantic v2, by duck typing
+    if _is_model(cls):
         return {TAG: "model", "c": _class_ref(cls, obj), "v": _walk(obj.model_dump(mode="python"))}
     raise _Unencodable(obj)
 
@@ -241,6 +241,14 @@ def _class(node: dict[str, Any], check: Callable[[type], bool], kind: str) -> An
     return cls
 
 
+def _is_namedtuple(cls: type) -> bool:
+    return issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+def _is_model(cls: type) -> bool:  # pydantic v2, by duck typing: pydantic itself is never imported
+    return hasattr(cls, "model_dump") and hasattr(cls, "model_validate")
+
+
 def _dec_dataclass(node: dict[str, Any]) -> Any:
     cls = _class(node, dataclasses.is_dataclass, "a dataclass")
     values: dict[str, Any] = node["v"]
@@ -284,10 +292,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "path": lambda n: _PATHS[n["c"]](n["v"]),
     "enum": lambda n: _class(n, lambda c: issubclass(c, enum.Enum), "an enum")(n["v"]),
     "dataclass": _dec_dataclass,
-    "namedtuple": lambda n: _class(n, lambda c: issubclass(c, tuple) and hasattr(c, "_fields"),
-                                   "a named tuple")(*n["v"]),
-    "model": lambda n: _class(n, lambda c: hasattr(c, "model_validate"), "a pydantic model")
-    .model_validate(n["v"]),
+    "namedtuple": lambda n: _class(n, _is_namedtuple, "a named tuple")(*n["v"]),
+    "model": lambda n: _class(n, _is_model, "a pydantic model").model_validate(n["v"]),
     "ext": _dec_ext,
 }
 

@@ -180,7 +180,8 @@ class ObserverDispatcher:
             return
         lane.busy = True
         try:
-            while True:
+            # Until caught up: a batch, then flush (events that arrive during the flush make a new batch).
+            while lane.pos - self._base < len(self._log):
                 count = 0
                 while lane.pos - self._base < len(self._log):
                     event = self._log[lane.pos - self._base]
@@ -190,8 +191,6 @@ class ObserverDispatcher:
                     if count % CHECKPOINT_EVERY == 0:
                         await anyio.lowlevel.checkpoint()
                 await self._call(lane.observer, "flush")
-                if lane.pos - self._base >= len(self._log):
-                    break
         finally:
             lane.busy = False
             self._trim()

@@ -37,8 +37,9 @@ class StructlogObserver(BufferedObserver[_Call]):
     def _log_item(self, event: LogEvent) -> _Call:
         # An extra that collides with our keys is renamed rather than dropped or allowed to override.
         values = {f"extra_{k}" if k in _OWN_KEYS else k: v for k, v in event.extra.items()}
-        values.update(task_id=event.task_id, func_name=event.func_name, attempt=event.attempt,
-                      tags=dict(event.tags))
+        values.update(
+            task_id=event.task_id, func_name=event.func_name, attempt=event.attempt, tags=dict(event.tags)
+        )
         return normalize_level(event.level), event.message, values
 
     def _lifecycle_item(self, event: LifecycleEvent) -> _Call:

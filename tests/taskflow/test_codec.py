@@ -99,10 +99,11 @@ VALUES: list[Any] = [
     dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, 3, 4, tzinfo=CEST),
     dt.datetime(2026, 10, 25, 2, 30, fold=1), dt.date(2026, 2, 28), dt.time(23, 59, 59, 1),
     dt.time(8, 0, tzinfo=CEST), dt.timedelta(days=-1, seconds=5, microseconds=7),
-    uuid.UUID("12345678-1234-5678-1234-567812345678"), Decimal("3.14159265358979323846"), Decimal("-Infinity"),
-    pathlib.Path("/tmp/x.txt"), pathlib.PurePosixPath("a/b"), pathlib.PureWindowsPath("C:\\x"),
-    Color.RED, Color.BLUE, Level.LOW, Perm.R | Perm.W, _labelled_point(), Frozen(dt.date(2026, 1, 1), frozenset({"x"})),
-    Pair(1, {"n": (1,)}), Order(id=uuid.UUID(int=7), items=[("a", 1)], placed=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"), Decimal("3.14159265358979323846"),
+    Decimal("-Infinity"), pathlib.Path("/tmp/x.txt"), pathlib.PurePosixPath("a/b"),
+    pathlib.PureWindowsPath("C:\\x"), Color.RED, Color.BLUE, Level.LOW, Perm.R | Perm.W, _labelled_point(),
+    Frozen(dt.date(2026, 1, 1), frozenset({"x"})), Pair(1, {"n": (1,)}),
+    Order(id=uuid.UUID(int=7), items=[("a", 1)], placed=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
     [Color.RED, {"deep": [(dt.date(2026, 1, 1), {b"k"})]}],
 ]  # fmt: skip
 
@@ -136,7 +137,8 @@ def test_value_round_trips_with_its_type(value: Any) -> None:
 def test_nan_round_trips_and_output_is_strict_json() -> None:
     """nan survives, and the text is standard JSON (no NaN literal other readers reject)."""
     text = dumps([math.nan, math.inf])
-    assert "NaN" not in text and "Infinity" not in text
+    assert "NaN" not in text
+    assert "Infinity" not in text
     assert math.isnan(loads(text)[0])
     assert loads(dumps(Decimal("NaN"))).is_nan()
 
@@ -144,14 +146,16 @@ def test_nan_round_trips_and_output_is_strict_json() -> None:
 def test_call_round_trips_args_as_tuple_and_kwargs_as_dict() -> None:
     """`encode_call`/`decode_call` give back a tuple and a dict, even a kwarg named like the tag."""
     args, kwargs = decode_call(encode_call((1, (2,)), {"__tf__": "x", "b": {3}}))
-    assert args == (1, (2,)) and type(args) is tuple
+    assert args == (1, (2,))
+    assert type(args) is tuple
     assert kwargs == {"__tf__": "x", "b": {3}}
 
 
 def test_plain_arguments_are_stored_as_plain_json() -> None:
     """The common all-primitive call is stored without tags (readable, and cheap to encode)."""
     body = json.loads(encode_call((1, "a", [1.5, None]), {"n": {"k": True}}))
-    assert body["a"] == [1, "a", [1.5, None]] and body["k"] == {"n": {"k": True}}
+    assert body["a"] == [1, "a", [1.5, None]]
+    assert body["k"] == {"n": {"k": True}}
 
 
 def test_unencodable_positional_argument_names_index_and_type() -> None:
@@ -181,7 +185,7 @@ def test_recursive_structure_is_a_type_error() -> None:
     """A list containing itself is refused with TypeError naming the argument, not a RecursionError."""
     loop: list[Any] = []
     loop.append(loop)
-    with pytest.raises(TypeError, match="positional argument 0 .*contains itself"):
+    with pytest.raises(TypeError, match=r"positional argument 0 .*contains itself"):
         encode_call((loop,), {})
 
 
@@ -198,7 +202,9 @@ def test_local_class_is_refused_at_encode_time() -> None:
 
 def test_registered_type_round_trips(registry: None) -> None:
     """register_type() teaches the codec a new type, stored under the given name."""
-    register_type(Money, name="test.Money", encode=lambda m: [m.cents, m.currency], decode=lambda v: Money(*v))
+    register_type(
+        Money, name="test.Money", encode=lambda m: [m.cents, m.currency], decode=lambda v: Money(*v)
+    )
     text = dumps({"price": Money(150, "EUR")})
     assert '"test.Money"' in text
     assert loads(text) == {"price": Money(150, "EUR")}
