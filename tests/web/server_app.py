@@ -1,0 +1,66 @@
+"""An app served by real servers in tests (uvicorn on asyncio, hypercorn on trio).
+
+On shutdown it writes every task's final status to $TASKFLOW_TEST_SUMMARY, so a test can check that
+nothing was left unaccounted for after SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from typing import Any
+
+import anyio
+import sniffio
+from fastapi import BackgroundTasks, FastAPI
+
+from taskflow import TaskAdmin, TaskManager, get_task_context, task_log
+
+task_manager = TaskManager(shutdown_grace=float(os.environ.get("TASKFLOW_TEST_GRACE", "1")))
+app = FastAPI()
+TaskAdmin(app, task_manager, auto_install=True)
+
+
+def _write_summary(path: str) -> None:
+    # Runs at interpreter exit, after the server returned, so after taskflow's shutdown settled every task.
+    statuses = {r.task_id: r.status.value for r in task_manager.table.records()}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(statuses, f)
+
+
+if os.environ.get("TASKFLOW_TEST_SUMMARY"):
+    atexit.register(_write_summary, os.environ["TASKFLOW_TEST_SUMMARY"])
+
+
+@task_manager.task(retries=2)
+async def flaky(attempts_needed: int) -> str:
+    ctx = get_task_context()
+    assert ctx is not None
+    task_log(f"running on {sniffio.current_async_library()}")
+    if ctx.attempt + 1 < attempts_needed:
+        raise RuntimeError("not yet")
+    return "ok"
+
+
+@task_manager.task()
+def sync_work(n: int) -> int:
+    return n * 2
+
+
+@task_manager.task()
+async def sleeper(seconds: float) -> None:
+    await anyio.sleep(seconds)
+
+
+@app.post("/work")
+async def work(background_tasks: BackgroundTasks) -> Any:
+    return {
+        "flaky": background_tasks.add_task(flaky, 2),
+        "sync": background_tasks.add_task(sync_work, 21),
+    }
+
+
+@app.post("/sleep")
+async def sleep(background_tasks: BackgroundTasks, seconds: float = 60.0) -> Any:
+    return {"task_id": background_tasks.add_task(sleeper, seconds)}
