@@ -1,36 +1,37 @@
 """An app served by real servers in tests (uvicorn on asyncio, hypercorn on trio).
 
-On shutdown it writes every task's final status to $TASKFLOW_TEST_SUMMARY, so a test can check that
-nothing was left unaccounted for after SIGTERM.
+It keeps every task's latest status in $TASKFLOW_TEST_SUMMARY, so a test can check that nothing was left
+unaccounted for after SIGTERM.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import anyio
 import sniffio
 from fastapi import BackgroundTasks, FastAPI
 
-from taskflow import TaskAdmin, TaskManager, get_task_context, task_log
+from taskflow import TaskAdmin, TaskManager, TaskRecord, get_task_context, task_log
 
 task_manager = TaskManager(shutdown_grace=float(os.environ.get("TASKFLOW_TEST_GRACE", "1")))
 app = FastAPI()
 TaskAdmin(app, task_manager, auto_install=True)
 
 
-def _write_summary(path: str) -> None:
-    # Runs at interpreter exit, after the server returned, so after taskflow's shutdown settled every task.
-    statuses = {r.task_id: r.status.value for r in task_manager.table.records()}
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(statuses, f)
+def _write_summary(record: TaskRecord) -> None:
+    # Rewritten on every terminal change, so the file reflects the shutdown's last settlements even though
+    # the server re-raises SIGTERM (no atexit) once it has stopped.
+    if record.status.is_terminal:
+        statuses = {r.task_id: r.status.value for r in task_manager.table.records()}
+        Path(os.environ["TASKFLOW_TEST_SUMMARY"]).write_text(json.dumps(statuses), encoding="utf-8")
 
 
 if os.environ.get("TASKFLOW_TEST_SUMMARY"):
-    atexit.register(_write_summary, os.environ["TASKFLOW_TEST_SUMMARY"])
+    task_manager.add_listener(_write_summary)
 
 
 @task_manager.task(retries=2)
