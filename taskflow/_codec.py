@@ -195,13 +195,17 @@ def _encode_arg(value: Any, subject: str) -> Any:
         raise TypeError(f"{subject} cannot be stored as JSON: {reason}") from None
 
 
+# Built once: json.dumps/loads with options construct a new encoder/decoder on every call (~5 us).
+_JSON_OUT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # ASCII: safe in any store, faster
+
+
 def encode_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """Encode a call's arguments; `TypeError` names the first argument that cannot be stored."""
     a = [x if type(x) in _SCALARS else _encode_arg(x, f"positional argument {i}") for i, x in enumerate(args)]
     k = {n: v if type(v) in _SCALARS else _encode_arg(v, f"argument {n!r}") for n, v in kwargs.items()}
     # A kwarg literally named like the tag must not read back as a tagged object.
     body = {"tf": _FORMAT, "a": a, "k": {TAG: "dict", "v": [[n, v] for n, v in k.items()]} if TAG in k else k}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _JSON_OUT.encode(body)
 
 
 def dumps(obj: Any) -> str:
@@ -210,7 +214,7 @@ def dumps(obj: Any) -> str:
         data = _walk(obj)
     except _Unencodable as exc:
         raise TypeError(_message(exc.value, exc.reason, None, False)) from None
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _JSON_OUT.encode(data)
 
 
 # ---- decoding ------------------------------------------------------------------------------------------
@@ -314,10 +318,13 @@ def _hook(node: dict[str, Any]) -> Any:
         raise PayloadError(f"stored arguments contain an unreadable {tag!r} value: {exc}") from exc
 
 
+_JSON_IN = json.JSONDecoder(object_hook=_hook)  # built once, like _JSON_OUT
+
+
 def loads(text: str | bytes) -> Any:
     """Decode JSON written by `dumps()`; malformed or unknown content raises `PayloadError`."""
     try:
-        return json.loads(text, object_hook=_hook)
+        return _JSON_IN.decode(text if isinstance(text, str) else text.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError; PayloadError is re-raised as is
         if isinstance(exc, PayloadError):
             raise
