@@ -14,6 +14,7 @@ from ._exceptions import RestartLimitExceeded
 from ._handle import ChildHandle, ChildState, _current_handle
 from ._policy import Restart
 from ._runner import run_once
+from ._statistics import prune_restarts
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -99,7 +100,7 @@ async def _supervise(sup: Supervisor, handle: ChildHandle, relay: StartRelay | N
             site.finish(handle, ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
             return
 
-        restarts = sup._record_restart()
+        restarts = _record_restart(sup)
         if restarts > sup.max_restarts:
             # Restarting does not help: give up loudly (event + escalation), never loop silently.
             if site.hooks:
@@ -114,6 +115,14 @@ async def _supervise(sup: Supervisor, handle: ChildHandle, relay: StartRelay | N
         handle.error = None
         # A child that returns at once would otherwise restart without ever yielding to the loop.
         await anyio.lowlevel.checkpoint()
+
+
+def _record_restart(sup: Supervisor) -> int:
+    """Count a restart in the supervisor's sliding window; return how many fall inside it."""
+    now = sup._clock.now()
+    sup._restart_times.append(now)
+    prune_restarts(sup._restart_times, now - sup.restart_window)
+    return len(sup._restart_times)
 
 
 async def _interrupted(sup: Supervisor, handle: ChildHandle) -> None:

@@ -45,6 +45,20 @@ def _float(
         raise ValueError(f"Policy.{field} must be a finite number {bound}, got {value!r}")
 
 
+def check_seconds(field: str, value: object, *, positive: bool = False) -> float:
+    """Validate a duration given to a supervisor (ValueError naming `field`)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"Supervisor {field} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 def _is_exception_type(value: object) -> bool:
     return isinstance(value, type) and issubclass(value, BaseException)
 

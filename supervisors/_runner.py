@@ -11,6 +11,7 @@ import functools
 import inspect
 import itertools
 import logging
+import math
 import types
 from collections.abc import Callable
 from typing import Any
@@ -118,6 +119,21 @@ class Site:
         self.run_sync_limiter = run_sync_limiter  # handed to to_thread.run_sync (None: anyio's default)
         self.running = self.waiting = self.retrying = self.started = 0
         self.succeeded = self.failed = self.cancelled = self.interrupted = 0
+
+    @classmethod
+    def for_chain(
+        cls,
+        name: str,
+        hooks: tuple[HookFn, ...],
+        clock: Clock,
+        limiters: list[anyio.CapacityLimiter],
+        thread_limiters: list[anyio.CapacityLimiter],
+    ) -> Site:
+        """A site acquiring `limiters` / `thread_limiters` (innermost first) around each attempt."""
+        # With thread caps we acquire them ourselves (in order), so anyio's default thread limiter must not
+        # cap the threads a second time: hand run_sync an unlimited one instead.
+        run_sync_limiter = anyio.CapacityLimiter(math.inf) if thread_limiters else None
+        return cls(name, hooks, clock, tuple(limiters), tuple(thread_limiters), run_sync_limiter)
 
     def emit(self, event_type: type[ChildEvent], handle: ChildHandle, **fields: Any) -> None:
         """Build and dispatch an event. Callers check `self.hooks` first, so this runs only with hooks."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._handle import ChildHandle, ChildState
+from ._policy import check_seconds
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -42,7 +43,30 @@ class ShutdownReport:
     interrupted: tuple[InterruptedChild, ...]
 
 
-async def shut_down(nodes: Sequence[Supervisor], grace: float, checkpoint_timeout: float) -> ShutdownReport:
+async def shut_down_tree(sup: Supervisor, grace: float | None) -> ShutdownReport:
+    """`Supervisor.shutdown()`: once per tree; concurrent and later calls get the first call's report."""
+    from ._supervisor import SupervisorState  # import cycle: the supervisor module imports this one
+
+    if sup._shutdown_done is not None:
+        await sup._shutdown_done.wait()
+        assert sup.shutdown_report is not None
+        return sup.shutdown_report
+    grace = sup.shutdown_grace if grace is None else check_seconds("shutdown grace", grace)
+    done = anyio.Event()
+    nodes = list(sup._tree())
+    for node in nodes:
+        node._shutdown_done = done
+        if node._state is SupervisorState.RUNNING:
+            node._state = SupervisorState.SHUTTING_DOWN  # refuse new children, stop restarting
+    try:
+        return await _shut_down(nodes, grace, sup.checkpoint_timeout)
+    finally:
+        for node in nodes:
+            node._state = SupervisorState.CLOSED
+        done.set()
+
+
+async def _shut_down(nodes: Sequence[Supervisor], grace: float, checkpoint_timeout: float) -> ShutdownReport:
     """Shut down `nodes` (a supervisor and its descendants, already refusing new children).
 
     If the caller is cancelled during the grace period, the interruption still happens (shielded, bounded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,12 @@ class SupervisorStatistics:
     children: tuple[SupervisorStatistics, ...]
 
 
+def prune_restarts(times: deque[float], horizon: float) -> None:
+    """Drop restart times at or before `horizon` from the sliding window."""
+    while times and times[0] <= horizon:
+        times.popleft()
+
+
 _COUNTERS = ("running", "waiting", "retrying", "started", "succeeded", "failed", "cancelled", "interrupted")
 
 
@@ -55,7 +62,10 @@ def snapshot(sup: Supervisor) -> SupervisorStatistics:
     """Snapshot `sup` and its child supervisors, rolling the children's counters up into the parent's."""
     children = tuple(snapshot(child) for child in sup._children.values())
     counters = {name: getattr(sup._site, name) for name in _COUNTERS}
-    restarts = len(sup._restart_times)
+    times = sup._restart_times
+    if times and sup.state.value != "closed":  # a closed supervisor may have no event loop to ask the time
+        prune_restarts(times, sup._clock.now() - sup.restart_window)
+    restarts = len(times)
     for child in children:
         for name in _COUNTERS:
             counters[name] += getattr(child, name)

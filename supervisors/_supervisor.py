@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import enum
 import functools
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from types import TracebackType
@@ -19,9 +18,9 @@ from ._clock import Clock, SystemClock
 from ._events import Hook, HookFn, normalize_hooks
 from ._exceptions import SupervisorClosed, SupervisorStateError, find_restart_limit, leaves
 from ._handle import ChildHandle
-from ._policy import Policy, Restart
+from ._policy import Policy, Restart, check_seconds
 from ._runner import Site, callable_name, is_async_callable, next_child_id
-from ._shutdown import ShutdownReport, shut_down
+from ._shutdown import ShutdownReport, shut_down_tree
 from ._statistics import SupervisorStatistics, snapshot
 
 PosArgsT = TypeVarTuple("PosArgsT")
@@ -38,19 +37,6 @@ class SupervisorState(enum.Enum):
 
 
 _RUNNING = SupervisorState.RUNNING
-
-
-def _check_seconds(field: str, value: object, *, positive: bool = False) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"Supervisor {field} must be a finite number {bound}, got {value!r}")
-    return float(value)
 
 
 class Supervisor:
@@ -78,10 +64,10 @@ class Supervisor:
             raise ValueError(f"Supervisor max_restarts must be an int >= 0, got {max_restarts!r}")
         self.policy = policy
         self.name = name
-        self.shutdown_grace = _check_seconds("shutdown_grace", shutdown_grace)
-        self.checkpoint_timeout = _check_seconds("checkpoint_timeout", checkpoint_timeout)
+        self.shutdown_grace = check_seconds("shutdown_grace", shutdown_grace)
+        self.checkpoint_timeout = check_seconds("checkpoint_timeout", checkpoint_timeout)
         self.max_restarts = max_restarts
-        self.restart_window = _check_seconds("restart_window", restart_window, positive=True)
+        self.restart_window = check_seconds("restart_window", restart_window, positive=True)
         self.shutdown_report: ShutdownReport | None = None
         self._hooks: tuple[HookFn, ...] = normalize_hooks(hooks)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -100,20 +86,17 @@ class Supervisor:
         self._site = self._make_site()
 
     def _make_site(self) -> Site:
-        limiters: list[anyio.CapacityLimiter] = []
-        thread_limiters: list[anyio.CapacityLimiter] = []
+        chain: list[Supervisor] = []
         node: Supervisor | None = self
         while node is not None:  # innermost first: the one acquisition order every child follows
-            if node._limiter is not None:
-                limiters.append(node._limiter)
-            if node._thread_limiter is not None:
-                thread_limiters.append(node._thread_limiter)
+            chain.append(node)
             node = node._parent
-        # With thread caps we acquire them ourselves (in order), so anyio's own default thread limiter
-        # must not cap the threads a second time: hand run_sync an unlimited one instead.
-        run_sync_limiter = anyio.CapacityLimiter(math.inf) if thread_limiters else None
-        return Site(
-            self.name, self._hooks, self._clock, tuple(limiters), tuple(thread_limiters), run_sync_limiter
+        return Site.for_chain(
+            self.name,
+            self._hooks,
+            self._clock,
+            [n._limiter for n in chain if n._limiter is not None],
+            [n._thread_limiter for n in chain if n._thread_limiter is not None],
         )
 
     def __repr__(self) -> str:
@@ -190,37 +173,41 @@ class Supervisor:
         """
         if self._state is SupervisorState.NEW:
             raise self._not_running()
-        if self._shutdown_done is not None:
-            await self._shutdown_done.wait()
-            assert self.shutdown_report is not None
-            return self.shutdown_report
-        grace = self.shutdown_grace if grace is None else _check_seconds("shutdown grace", grace)
-        done = anyio.Event()
-        nodes = list(self._tree())
-        for node in nodes:
-            node._shutdown_done = done
-        if self._state is _RUNNING:
-            self._set_state(SupervisorState.SHUTTING_DOWN)
-        try:
-            return await shut_down(nodes, grace, self.checkpoint_timeout)
-        finally:
-            for node in nodes:
-                node._state = SupervisorState.CLOSED
-            done.set()
+        return await shut_down_tree(self, grace)
 
     def _child_exited(self, handle: ChildHandle) -> None:
         del self._live[handle.id]
         if not self._live and self._idle is not None:
             self._idle.set()
 
-    def _record_restart(self) -> int:
-        """Count a restart in the sliding window; return how many fall inside it."""
-        now = self._clock.now()
-        self._restart_times.append(now)
-        self._prune_restarts(now)
-        return len(self._restart_times)
-
     # -- children --------------------------------------------------------------------------------------
+
+    def _new_handle(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        name: str | None,
+        key: Hashable | None,
+        policy: Policy | None,
+        restart: Restart,
+        checkpoint: Checkpoint | None,
+        is_async: bool,
+    ) -> ChildHandle:
+        handle = ChildHandle(
+            next_child_id(),
+            callable_name(fn) if name is None else name,
+            key,
+            self.policy if policy is None else policy,
+            fn,
+            args,
+            is_async,
+            self._site,
+            restart,
+            checkpoint,
+        )
+        self._live[handle.id] = handle
+        self._site.started += 1
+        return handle
 
     def start_soon(
         self,
@@ -241,20 +228,7 @@ class Supervisor:
         """
         if self._state is not _RUNNING:
             raise self._not_running()
-        handle = ChildHandle(
-            next_child_id(),
-            callable_name(fn) if name is None else name,
-            key,
-            self.policy if policy is None else policy,
-            fn,
-            args,
-            is_async_callable(fn),
-            self._site,
-            restart,
-            checkpoint,
-        )
-        self._live[handle.id] = handle
-        self._site.started += 1
+        handle = self._new_handle(fn, args, name, key, policy, restart, checkpoint, is_async_callable(fn))
         tg = self._root._tg
         assert tg is not None
         if context is None:
@@ -284,21 +258,9 @@ class Supervisor:
         if not is_async_callable(fn):
             raise TypeError(f"start() needs an async function accepting task_status=, got {fn!r}")
         relay = StartRelay()
-        handle = ChildHandle(
-            next_child_id(),
-            callable_name(fn) if name is None else name,
-            key,
-            self.policy,
-            functools.partial(fn, task_status=relay),
-            args,
-            True,
-            self._site,
-            restart,
-            checkpoint,
-        )
+        child_fn = functools.partial(fn, task_status=relay)
+        handle = self._new_handle(child_fn, args, name, key, None, restart, checkpoint, True)
         relay.handle = handle
-        self._live[handle.id] = handle
-        self._site.started += 1
         tg = self._root._tg
         assert tg is not None
         await tg.start(run_child, self, handle, relay, name=handle.name)
@@ -334,11 +296,4 @@ class Supervisor:
 
     def statistics(self) -> SupervisorStatistics:
         """A frozen snapshot; counters include child supervisors (see `children` for the breakdown)."""
-        if self._restart_times and self._state is not SupervisorState.CLOSED:
-            self._prune_restarts(self._clock.now())
         return snapshot(self)
-
-    def _prune_restarts(self, now: float) -> None:
-        times = self._restart_times
-        while times and times[0] <= now - self.restart_window:
-            times.popleft()

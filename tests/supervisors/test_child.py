@@ -1,4 +1,4 @@
-"""Restart modes and restart intensity: permanent/transient/temporary, escalation with RestartLimitExceeded."""
+"""Restart modes (permanent/transient/temporary) and restart intensity with RestartLimitExceeded."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from supervisors import (
+    ChildHandle,
     ChildState,
     Event,
     GaveUp,
@@ -49,7 +50,11 @@ async def test_permanent_child_restarts_whenever_it_ends() -> None:
         await runs.done.wait()
         assert handle.restarts == 3
     restarted = [e for e in events if isinstance(e, Restarted)]
-    assert [(e.reason, e.restarts_in_window) for e in restarted] == [("exited", 1), ("error", 2), ("exited", 3)]
+    assert [(e.reason, e.restarts_in_window) for e in restarted] == [
+        ("exited", 1),
+        ("error", 2),
+        ("exited", 3),
+    ]
     assert handle.state is ChildState.INTERRUPTED
 
 
@@ -70,22 +75,34 @@ async def test_temporary_child_is_never_restarted() -> None:
 
 
 async def test_restart_limit_escalates_unwrapped_with_last_error() -> None:
-    """Too many restarts in the window: GaveUp, the child FAILED, RestartLimitExceeded raised from async with."""
+    """Too many restarts: GaveUp, the child FAILED, RestartLimitExceeded raised unwrapped from async with."""
     runs = Runs(stop_after=1000, fail_on=tuple(range(1, 1000)))
     events: list[Event] = []
-    with pytest.raises(RestartLimitExceeded) as info:
-        async with Supervisor(hooks=[events.append], max_restarts=2, restart_window=60, clock=FakeClock()) as sup:
-            handle = sup.start_soon(runs, restart=Restart.PERMANENT)
-            bystander = sup.start_soon(anyio.sleep_forever)
+    sup = Supervisor(hooks=[events.append], max_restarts=2, restart_window=60, clock=FakeClock())
+    handles: list[ChildHandle] = []
+
+    async def run() -> None:
+        async with sup:
+            handles.append(sup.start_soon(runs, restart=Restart.PERMANENT))
+            handles.append(sup.start_soon(anyio.sleep_forever))
             await anyio.sleep_forever()
+
+    with pytest.raises(RestartLimitExceeded) as info:
+        await run()
+    handle, bystander = handles
     error = info.value
-    assert error.last_error is runs.errors[-1] and error.__cause__ is runs.errors[-1]
+    assert error.last_error is runs.errors[-1]
+    assert error.__cause__ is runs.errors[-1]
     assert (error.child_name, error.restarts) == (handle.name, 3)
     assert runs.count == 3  # first run + 2 restarts, then no silent loop
     gave_up = [e for e in events if isinstance(e, GaveUp)]
     assert len(gave_up) == 1
     assert (gave_up[0].reason, gave_up[0].restarts, gave_up[0].error) == ("restart_limit", 3, runs.errors[-1])
-    assert (handle.state, handle.reason, handle.error) == (ChildState.FAILED, "restart_limit", runs.errors[-1])
+    assert (handle.state, handle.reason, handle.error) == (
+        ChildState.FAILED,
+        "restart_limit",
+        runs.errors[-1],
+    )
     assert bystander.state.is_finished
     assert sup.state.value == "closed"
 
@@ -117,8 +134,10 @@ async def test_escalation_from_a_child_supervisor_reaches_the_root() -> None:
     async def crash() -> None:
         raise OSError("down")
 
-    with pytest.raises(RestartLimitExceeded, match="restarted 1 times"):
+    async def run() -> None:
         async with Supervisor(max_restarts=0, clock=FakeClock()) as root:
-            sub = root.child(Policy(name="sub"))
-            sub.start_soon(crash, restart=Restart.TRANSIENT)
+            root.child(Policy(name="sub")).start_soon(crash, restart=Restart.TRANSIENT)
             await anyio.sleep_forever()
+
+    with pytest.raises(RestartLimitExceeded, match="restarted 1 times"):
+        await run()

@@ -51,13 +51,20 @@ async def test_events_of_a_retried_child_in_order_with_fields() -> None:
     kinds = [type(e) for e in recorder.events]
     assert kinds == [AttemptStarted, AttemptFailed, RetryScheduled, AttemptStarted, Succeeded]
     failed, scheduled, succeeded = recorder.events[1], recorder.events[2], recorder.events[4]
-    assert isinstance(failed, AttemptFailed) and isinstance(scheduled, RetryScheduled)
+    assert isinstance(failed, AttemptFailed)
+    assert isinstance(scheduled, RetryScheduled)
     assert (failed.will_retry, failed.reason, str(failed.error)) == (True, "error", "first")
     assert (scheduled.delay, scheduled.error) == (2.0, failed.error)
-    assert isinstance(succeeded, Succeeded) and succeeded.result == "done"
+    assert isinstance(succeeded, Succeeded)
+    assert succeeded.result == "done"
     for event in recorder.events:
         assert isinstance(event, ChildEvent)
-        assert (event.supervisor, event.child_id, event.name, event.key) == ("jobs", handle.id, handle.name, "k1")
+        assert (event.supervisor, event.child_id, event.name, event.key) == (
+            "jobs",
+            handle.id,
+            handle.name,
+            "k1",
+        )
     assert [e.attempt for e in recorder.events] == [1, 1, 1, 2, 2]
     assert [e.timestamp for e in recorder.events] == [100.0, 100.0, 100.0, 102.0, 102.0]
 
@@ -74,7 +81,10 @@ async def test_failed_event_reasons() -> None:
         await sup.start_soon(raises).wait()
         await sup.start_soon(anyio.sleep_forever, policy=Policy(timeout=0.01)).wait()
     failed = [e for e in events if isinstance(e, Failed)]
-    assert [(f.reason, type(f.error)) for f in failed] == [("not_retryable", KeyError), ("timeout", TimeoutError)]
+    assert [(f.reason, type(f.error)) for f in failed] == [
+        ("not_retryable", KeyError),
+        ("timeout", TimeoutError),
+    ]
     assert failed[0].error is boom
 
 
@@ -92,7 +102,9 @@ async def test_cancelled_and_interrupted_events() -> None:
     cancelled = [e for e in events if isinstance(e, Cancelled)]
     interrupted = [e for e in events if isinstance(e, Interrupted)]
     assert [c.reason for c in cancelled] == ["user"]
-    assert [(i.reason, i.checkpoint, i.checkpoint_error) for i in interrupted] == [("shutdown", "state", None)]
+    assert [(i.reason, i.checkpoint, i.checkpoint_error) for i in interrupted] == [
+        ("shutdown", "state", None)
+    ]
 
 
 async def test_a_raising_hook_is_isolated_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -112,7 +124,8 @@ async def test_a_raising_hook_is_isolated_and_logged(caplog: pytest.LogCaptureFi
     assert [type(e) for e in after] == [AttemptStarted, Succeeded]
     records = [r for r in caplog.records if r.name == "supervisors"]
     assert len(records) == 2
-    assert records[0].exc_info is not None and "hook bug" in caplog.text
+    assert records[0].exc_info is not None
+    assert "hook bug" in caplog.text
 
 
 def test_hooks_must_be_callable_or_have_on_event() -> None:

@@ -28,7 +28,8 @@ async def test_run_supervised_retries_inline_and_returns_the_finished_handle() -
     assert (handle.state, handle.result, handle.attempts) == (ChildState.SUCCEEDED, 42, 3)
     assert attempts == [1, 2, 3]
     assert clock.sleeps == [1.0, 2.0]
-    assert isinstance(events[-1], Succeeded) and events[-1].supervisor == "inline"
+    assert isinstance(events[-1], Succeeded)
+    assert events[-1].supervisor == "inline"
     assert current_attempt() is None  # the caller's context is restored
 
 

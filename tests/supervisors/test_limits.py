@@ -1,4 +1,4 @@
-"""Concurrency limits: never exceeded under a burst, nested root/child caps, one policy cannot starve another."""
+"""Concurrency limits: never exceeded in a burst, nested root/child caps, no starvation across policies."""
 
 from __future__ import annotations
 

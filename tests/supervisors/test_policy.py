@@ -102,7 +102,8 @@ def test_should_retry_with_a_type_and_a_tuple() -> None:
     assert Policy(retry_on=OSError).should_retry(ConnectionError())
     assert not Policy(retry_on=OSError).should_retry(ValueError())
     policy = Policy(retry_on=(KeyError, ValueError))
-    assert policy.should_retry(KeyError()) and policy.should_retry(ValueError())
+    assert policy.should_retry(KeyError())
+    assert policy.should_retry(ValueError())
     assert not policy.should_retry(TypeError())
 
 

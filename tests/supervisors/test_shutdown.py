@@ -1,4 +1,4 @@
-"""Graceful shutdown: drain within grace, interrupt the rest with checkpoints, bounded even for stuck threads."""
+"""Graceful shutdown: drain within grace, interrupt the rest with checkpoints, bounded for stuck threads."""
 
 from __future__ import annotations
 
@@ -42,11 +42,13 @@ async def test_the_rest_is_interrupted_with_checkpoint_results() -> None:
         plain = sup.start_soon(anyio.sleep_forever, key=3)
         await anyio.wait_all_tasks_blocked()
     report = sup.shutdown_report
-    assert report is not None and report.drained == 0
+    assert report is not None
+    assert report.drained == 0
     by_key = {c.key: c for c in report.interrupted}
     assert by_key[1].checkpoint_result == "saved 1"
     assert isinstance(by_key[2].checkpoint_error, OSError)
-    assert by_key[3].checkpoint_result is None and by_key[3].checkpoint_error is None
+    assert by_key[3].checkpoint_result is None
+    assert by_key[3].checkpoint_error is None
     assert not any(c.checkpoint_timed_out for c in report.interrupted)
     for handle in (with_checkpoint, failing, plain):
         assert (handle.state, handle.reason) == (ChildState.INTERRUPTED, "shutdown")

@@ -59,7 +59,7 @@ async def test_start_retries_before_started_and_raises_when_attempts_run_out() -
         raise errors[-1]
 
     async with Supervisor(Policy(retries=2), clock=FakeClock()) as sup:
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(ValueError, match=r"^2$") as info:
             await sup.start(never_starts)
     assert info.value is errors[-1]
     assert len(errors) == 3
@@ -137,8 +137,10 @@ async def test_statistics_snapshots_before_during_and_after() -> None:
     sup = Supervisor(Policy(name="p", max_concurrency=2, max_threads=3))
     before = sup.statistics()
     assert (before.state, before.policy, before.started, before.running) == ("new", "p", 0, 0)
-    assert before.limiter is not None and before.limiter.total == 2
-    assert before.thread_limiter is not None and before.thread_limiter.total == 3
+    assert before.limiter is not None
+    assert before.limiter.total == 2
+    assert before.thread_limiter is not None
+    assert before.thread_limiter.total == 3
     async with sup:
         sub = sup.child(Policy(name="sub"))
         await sub.start_soon(fails).wait()
@@ -146,7 +148,8 @@ async def test_statistics_snapshots_before_during_and_after() -> None:
         await anyio.wait_all_tasks_blocked()
         during = sup.statistics()
         assert (during.state, during.running, during.waiting, during.started) == ("running", 2, 1, 4)
-        assert during.failed == 1 and during.children[0].failed == 1
+        assert during.failed == 1
+        assert during.children[0].failed == 1
         assert during.limiter is not None
         assert (during.limiter.borrowed, during.limiter.waiting) == (2, 1)
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -160,13 +163,21 @@ async def test_statistics_snapshots_before_during_and_after() -> None:
 
 async def test_body_error_interrupts_children_and_propagates() -> None:
     """If the `async with` body raises, children are interrupted at once and the error propagates."""
-    with pytest.raises(KeyError):
-        async with Supervisor(shutdown_grace=60) as sup:
-            handle = sup.start_soon(anyio.sleep_forever)
+    sup = Supervisor(shutdown_grace=60)
+    handles: list[ChildHandle] = []
+
+    async def run() -> None:
+        async with sup:
+            handles.append(sup.start_soon(anyio.sleep_forever))
             await anyio.wait_all_tasks_blocked()
             raise KeyError("body")
+
+    with pytest.raises(KeyError, match="body"):
+        await run()
+    [handle] = handles
     assert (handle.state, handle.reason) == (ChildState.INTERRUPTED, "shutdown")
-    assert sup.shutdown_report is not None and sup.shutdown_report.grace == 0
+    assert sup.shutdown_report is not None
+    assert sup.shutdown_report.grace == 0
 
 
 @pytest.mark.parametrize(
