@@ -241,17 +241,22 @@ class ObserverDispatcher:
                 await self._pump_worker()
         finally:
             self._running = False
-            self._loop_thread = self._wake = self._progress = None
+            self._loop_thread = self._wake = None
             for lane in self._lanes:
                 lane.wake = None
             # Shutdown drains, then closes; each step shielded but bounded, so a stuck observer cannot
             # hold the app's shutdown for more than a few seconds.
             with anyio.move_on_after(SHUTDOWN_TIMEOUT, shield=True):
                 await self._deliver_all()
+                while self._inbox:  # emitted meanwhile, e.g. by tasks reporting their cancellation
+                    await self._deliver_all()
             with anyio.move_on_after(SHUTDOWN_TIMEOUT, shield=True):
                 async with anyio.create_task_group() as tg:
                     for lane in self._lanes:
                         tg.start_soon(self._call, lane.observer, "close")
+            if self._progress is not None:  # a drain() still waiting takes over delivery itself
+                self._progress.set()
+                self._progress = None
 
     async def drain(self) -> None:
         """Deliver everything emitted so far, now; waits for a slow observer to take it."""
@@ -259,9 +264,11 @@ class ObserverDispatcher:
             return
         self._pump()
         target = self._base + len(self._log)
-        if not self._running:
-            await self._deliver_all()
-        while any(lane.pos < target for lane in self._lanes):
+        while True:
+            if not self._running:
+                await self._deliver_all()  # skips lanes another drain() is delivering to
+            if all(lane.pos >= target for lane in self._lanes):
+                return
             if self._progress is None:
                 self._progress = anyio.Event()
             await self._progress.wait()

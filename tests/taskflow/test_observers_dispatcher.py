@@ -143,6 +143,23 @@ async def test_run_starts_delivers_and_closes_observers() -> None:
     assert observer.calls[-2:] == ["flush", "close"]
 
 
+async def test_events_emitted_during_shutdown_are_delivered_before_close() -> None:
+    """An event emitted while the final delivery runs (a task reporting its end) still arrives."""
+
+    class Echo(Recording):
+        async def on_log(self, event: LogEvent) -> None:
+            await super().on_log(event)
+            if event.message == "line 1":
+                dispatcher.emit_log(log_event(2))
+
+    observer = Echo()
+    dispatcher = ObserverDispatcher([observer])
+    async with running(dispatcher):
+        dispatcher.emit_log(log_event(1))
+    assert observer.messages == ["line 1", "line 2"]
+    assert observer.calls[-1] == "close"
+
+
 async def test_event_from_a_worker_thread_arrives_without_drain() -> None:
     """A sync task's thread only appends; the dispatcher's polling picks the event up promptly."""
     observer = Recording()
