@@ -28,6 +28,7 @@ from .observers import TaskObserver as TaskObserver
 from .web import ManagedBackgroundTasks as ManagedBackgroundTasks
 from .web import TaskAdmin as TaskAdmin
 from .web import TaskManager as TaskManager
+from .web._cli import main as _cli_main  # the command line, for taskflow/__main__.py
 
 __all__ = [
     "AttemptRecord",
