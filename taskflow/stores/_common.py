@@ -1,0 +1,70 @@
+"""Helpers every store shares: time normalisation, record copies, query argument checks, cursor positions.
+
+Stores keep times as UTC text of one fixed shape ("2024-05-01T12:00:00.000000+00:00"), which sorts in time
+order as plain strings, so SQL indexes and string comparisons order records correctly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, datetime
+
+from .._models import TaskRecord
+from .._table import InvalidCursor, decode_cursor
+
+
+def utc_text(value: datetime) -> str:
+    """Sortable UTC text for an aware datetime; naive values (old data) are taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def utc_text_or_none(value: datetime | None) -> str | None:
+    """`utc_text`, passing None through."""
+    return None if value is None else utc_text(value)
+
+
+def parse_utc(text: str | None) -> datetime | None:
+    """The aware datetime stored as `text` (None stays None)."""
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def copy_record(record: TaskRecord) -> TaskRecord:
+    """A copy whose lists and dicts are not shared with `record` (args values themselves are shared).
+
+    The writer snapshots records on the event loop thread so a store thread never reads a record while
+    the runtime changes it.
+    """
+    return dataclasses.replace(
+        record,
+        kwargs=dict(record.kwargs),
+        logs=list(record.logs),
+        tags=dict(record.tags),
+        attempts=[dataclasses.replace(a) for a in record.attempts],
+    )
+
+
+def check_limit(limit: int) -> None:
+    """Reject a page size below 1 (or not an int) before touching storage."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+
+
+def cursor_position(cursor: str) -> tuple[str, str]:
+    """(created_at as sortable UTC text, task_id) of a cursor; `InvalidCursor` if it is not one of ours."""
+    created, task_id = decode_cursor(cursor)
+    parsed = parse_utc(created)
+    if parsed is None:  # pragma: no cover - decode_cursor already checked the type
+        raise InvalidCursor("invalid cursor")
+    return utc_text(parsed), task_id
+
+
+def check_ttl(ttl: float) -> None:
+    """A heartbeat ttl must be a finite number of seconds, zero or more."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl < 0:
+        raise ValueError(f"ttl must be a finite number of seconds >= 0, got {ttl!r}")

@@ -1,0 +1,152 @@
+"""The store contract: the `TaskStore` protocol every durable store implements, and `RecoveredTask`.
+
+A store keeps task records across restarts and across processes that share it. Every method is async and
+every operation is atomic: a store that talks to a server makes each one a single transaction (SQL), a Lua
+script or a MULTI/WATCH block (Redis). The exported contract suite (`taskflow.testing.StoreContract`) pins
+the behaviour; `MemoryStore` is the reference implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from .._models import TaskRecord, TaskStatus
+from .._table import Page
+
+__all__ = ["RecoveredTask", "TaskStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredTask:
+    """A PENDING or RUNNING record taken over from an instance whose heartbeat expired (or never was).
+
+    `requeue` is the flag its last write carried (its task is `requeue_on_interrupt`); `previous_owner` is
+    the instance that ran it.
+    """
+
+    record: TaskRecord
+    requeue: bool
+    previous_owner: str
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """Durable task records shared by every instance that opens the same store.
+
+    Implement this to write a custom store, then run `taskflow.testing.StoreContract` against it.
+    """
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema. Idempotent: opening an open store does nothing.
+
+        Redis: no schema; check the server answers and load the Lua scripts (SCRIPT LOAD).
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Idempotent; the store may be opened again afterwards."""
+        ...
+
+    async def write(
+        self, records: Sequence[TaskRecord], *, owner: str, requeue_ids: frozenset[str] = frozenset()
+    ) -> None:
+        """Upsert every record in one transaction (group commit): all are stored or none is.
+
+        The whole record is stored: args/kwargs as `taskflow._codec.encode_call` JSON (never repr, never
+        pickle), `encrypted_payload` as opaque bytes, plus `owner` (the instance running it) and a
+        `requeue` flag, True for the records whose ids are in `requeue_ids`. Args that cannot be encoded
+        raise `TypeError` before anything is written.
+
+        Redis: one MULTI/EXEC pipeline of HSETs plus the index updates (sorted sets by created_at).
+        """
+        ...
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """The full record, args included, or None. Unreadable stored args raise `PayloadError`.
+
+        Redis: one HGETALL.
+        """
+        ...
+
+    async def query(
+        self,
+        *,
+        statuses: frozenset[TaskStatus] | None = None,
+        func_name: str | None = None,
+        tag: tuple[str, str] | None = None,
+        since: datetime | None = None,
+        task_id_prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Records matching every given filter, newest first by (created_at, task_id), `limit` at a time.
+
+        `cursor` is a `Page.next_cursor` from an earlier call (format: `taskflow._table.encode_cursor`);
+        anything else raises `InvalidCursor`; `limit` < 1 raises `ValueError`. Served by the store (an
+        indexed query), never by loading everything. Listing records leave `args`/`kwargs` empty (they are
+        not decoded, so one unreadable payload cannot break a listing): `get()` returns them.
+
+        Redis: ZREVRANGEBYSCORE on a created_at index (per status / func_name / tag), then HGETALL each.
+        """
+        ...
+
+    async def counts(self) -> dict[TaskStatus, int]:
+        """Stored records per status, every status present (zero when none).
+
+        Redis: one counter hash kept by the write pipeline, read with HGETALL.
+        """
+        ...
+
+    async def claim_idempotency_key(self, key: str, task_id: str) -> str | None:
+        """Atomically bind `key` to `task_id` (return None), unless another task holds it (return its id).
+
+        A task holds its key while its stored status is not FAILED, CANCELLED or INTERRUPTED; a holder
+        whose record is not written yet (claimed, write still queued) holds it too. Re-claiming a key for
+        the task that holds it returns None.
+
+        Redis: a Lua script (GET key -> HGET holder status -> SET key), atomic on the server.
+        """
+        ...
+
+    async def heartbeat(self, instance_id: str, *, ttl: float) -> None:
+        """Mark the instance alive until now + `ttl` seconds (wall clock). `ttl` must be finite and >= 0.
+
+        Redis: SET instance-key 1 PX ttl (expiry done by the server).
+        """
+        ...
+
+    async def forget_instance(self, instance_id: str) -> None:
+        """Drop the instance's heartbeat (clean shutdown): its remaining live records become claimable.
+
+        Redis: DEL instance-key.
+        """
+        ...
+
+    async def claim_orphans(self, instance_id: str) -> list[RecoveredTask]:
+        """Atomically re-own every PENDING/RUNNING record whose owner has no live heartbeat.
+
+        Records owned by `instance_id` itself are never taken. Each orphan goes to exactly one caller, even
+        with many processes claiming at once. A record whose stored args cannot be decoded comes back with
+        empty args, `requeue=False` and a `status_reason` saying why (it can only be marked interrupted).
+
+        Redis: a Lua script over the live-records set that checks each owner's heartbeat key and rewrites
+        the owner field, so no two callers see the same record.
+        """
+        ...
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        """Delete terminal records whose end_time is before `cutoff`; returns how many.
+
+        Idempotency keys held by deleted records are released. Redis: a Lua script over the end_time index.
+        """
+        ...
+
+    async def delete(self, task_ids: Sequence[str]) -> int:
+        """Delete these records if they are terminal (live ones are never deleted); returns how many.
+
+        Redis: a Lua script that checks each status before DEL, so a record that just turned live stays.
+        """
+        ...

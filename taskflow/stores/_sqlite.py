@@ -1,0 +1,221 @@
+"""`SqliteStore`: the durable `TaskStore` on one SQLite file, with the standard library's `sqlite3`.
+
+One connection per store, used only from worker threads through `anyio.to_thread.run_sync` with a
+`CapacityLimiter(1)`: every access is serialised and the event loop never blocks (aiosqlite is not used
+because it does not run under trio). The SQL itself is in `_sqlite_ops`; writes and claims take the write
+lock up front (`BEGIN IMMEDIATE`). Lock waits go through `busy_timeout`, then a bounded retry with jittered
+backoff: "database is locked" does not reach callers under contention.
+
+The journal is WAL: readers never block the writer, and several processes on one host can share the file
+(never a network file system: WAL needs shared memory).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+
+from .._models import TaskRecord, TaskStatus
+from .._table import Page, encode_cursor
+from . import _sqlite_ops as ops
+from ._common import check_limit, check_ttl, cursor_position, utc_text
+from ._protocol import RecoveredTask
+from ._sqlite_schema import COLUMNS, from_row
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+# FULL: every commit is fsynced, so a committed task survives a power cut, not only a killed process.
+# With group commit a commit carries a whole batch, so the extra fsync is paid per batch, not per task;
+# measured on the development machine (see docs/persistence.md) it costs little, hence FULL over NORMAL.
+SYNCHRONOUS = "FULL"
+
+_BUSY_RETRIES = 10
+_BUSY_BASE_DELAY = 0.01
+_BUSY_MAX_DELAY = 1.0
+_LIST_COLUMNS = COLUMNS.replace(" call,", "")  # listings never read (or decode) the args
+
+
+class SqliteStore:
+    """A `TaskStore` on the SQLite file at `path`, shared safely by several processes on one host.
+
+    `busy_timeout` is how long (seconds) one attempt waits for another process's write lock before the
+    bounded retry takes over.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
+            raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
+        if not math.isfinite(busy_timeout) or busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be finite and >= 0, got {busy_timeout!r}")
+        self.path = os.fspath(path)
+        self.busy_timeout = float(busy_timeout)
+        self._conn: sqlite3.Connection | None = None
+        # Made by open(), in the running event loop: an anyio limiter is bound to the loop that first uses it.
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r}, busy_timeout={self.busy_timeout!r})"
+
+    # ---- plumbing --------------------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` on the store's thread, retrying it while another process holds the lock."""
+        limiter = self._limiter
+        if limiter is None:
+            raise RuntimeError(f"{self!r} is not open: call `await store.open()` first")
+        return await anyio.to_thread.run_sync(self._retrying, fn, args, limiter=limiter)
+
+    def _retrying(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError(f"{self!r} is not open: call `await store.open()` first")
+        for attempt in range(_BUSY_RETRIES + 1):
+            try:
+                return fn(conn, *args)
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                if not ops.is_busy(exc) or attempt == _BUSY_RETRIES:
+                    raise
+            # Full jitter: processes that collided do not retry in lockstep. Sleeping blocks only this
+            # store's worker thread, never the event loop.
+            time.sleep(random.uniform(0, min(_BUSY_MAX_DELAY, _BUSY_BASE_DELAY * 2**attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def open(self) -> None:
+        """Connect, switch to WAL and create or migrate the schema (idempotent)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        await anyio.to_thread.run_sync(self._open_sync, limiter=self._limiter)
+
+    def _open_sync(self) -> None:
+        if self._conn is not None:
+            return
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        try:
+            self._conn = conn
+            self._retrying(ops.setup, (self.path, SYNCHRONOUS))
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection once pending operations finish (idempotent; `open()` works again)."""
+        limiter = self._limiter
+        if limiter is None:
+            return
+        await anyio.to_thread.run_sync(self._close_sync, limiter=limiter)
+        self._limiter = None
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # ---- the protocol ----------------------------------------------------------------------------------
+
+    async def write(
+        self, records: Sequence[TaskRecord], *, owner: str, requeue_ids: frozenset[str] = frozenset()
+    ) -> None:
+        """Upsert all records in one transaction; args are encoded first (TypeError writes nothing)."""
+        await self._call(ops.write, list(records), owner, requeue_ids)
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """The full record with decoded args, or None."""
+        row = await self._call(ops.fetch_one, "SELECT * FROM taskflow_tasks WHERE task_id = ?", (task_id,))
+        return None if row is None else from_row(row, with_args=True)
+
+    async def query(
+        self,
+        *,
+        statuses: frozenset[TaskStatus] | None = None,
+        func_name: str | None = None,
+        tag: tuple[str, str] | None = None,
+        since: datetime | None = None,
+        task_id_prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """One indexed SELECT: filters in WHERE, keyset paging on (created_at, task_id), newest first."""
+        check_limit(limit)
+        where: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            if not statuses:
+                await anyio.lowlevel.checkpoint()
+                return Page([], None)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(TaskStatus(s).value for s in sorted(statuses))
+        if func_name is not None:
+            where.append("func_name = ?")
+            params.append(func_name)
+        if tag is not None:
+            where.append("task_id IN (SELECT task_id FROM taskflow_tags WHERE key = ? AND value = ?)")
+            params.extend(tag)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(utc_text(since))
+        if task_id_prefix is not None:
+            where.append("substr(task_id, 1, ?) = ?")
+            params.extend((len(task_id_prefix), task_id_prefix))
+        if cursor is not None:
+            where.append("(created_at, task_id) < (?, ?)")
+            params.extend(cursor_position(cursor))
+        sql = (
+            f"SELECT {_LIST_COLUMNS} FROM taskflow_tasks"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY created_at DESC, task_id DESC LIMIT ?"
+        )
+        rows = await self._call(ops.fetch_all, sql, (*params, limit + 1))
+        records = [from_row(row, with_args=False) for row in rows[:limit]]
+        return Page(records, encode_cursor(records[-1]) if len(rows) > limit else None)
+
+    async def counts(self) -> dict[TaskStatus, int]:
+        """Stored records per status, zeros included (a covering scan of the status index)."""
+        sql = "SELECT status, COUNT(*) FROM taskflow_tasks GROUP BY status"
+        rows = await self._call(ops.fetch_all, sql, ())
+        counts = dict.fromkeys(TaskStatus, 0)
+        for status, count in rows:
+            counts[TaskStatus(status)] = count
+        return counts
+
+    async def claim_idempotency_key(self, key: str, task_id: str) -> str | None:
+        """Bind `key` to `task_id` unless a non-failed task holds it, in one IMMEDIATE transaction."""
+        return await self._call(ops.claim_key, key, task_id)
+
+    async def heartbeat(self, instance_id: str, *, ttl: float) -> None:
+        """Record that the instance is alive until now + ttl (the clock is read on the store thread)."""
+        check_ttl(ttl)
+        await self._call(ops.heartbeat, instance_id, float(ttl))
+
+    async def forget_instance(self, instance_id: str) -> None:
+        """Drop the instance's heartbeat row."""
+        await self._call(ops.execute, "DELETE FROM taskflow_instances WHERE instance_id = ?", (instance_id,))
+
+    async def claim_orphans(self, instance_id: str) -> list[RecoveredTask]:
+        """Re-own, in one IMMEDIATE transaction, the live records of instances without a live heartbeat."""
+        return await self._call(ops.claim_orphans, instance_id)
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        """Delete terminal records that ended before `cutoff`, with their tags and idempotency keys."""
+        condition = f"status IN ({ops.TERMINAL_SQL}) AND end_time IS NOT NULL AND end_time < ?"
+        return await self._call(ops.delete_where, condition, (utc_text(cutoff),))
+
+    async def delete(self, task_ids: Sequence[str]) -> int:
+        """Delete the terminal records among `task_ids`, with their tags and idempotency keys."""
+        ids = list(dict.fromkeys(task_ids))
+        return await self._call(ops.delete_ids, ids)

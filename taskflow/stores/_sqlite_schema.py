@@ -1,0 +1,156 @@
+"""The SQLite schema of `SqliteStore`: its versions, forward migrations, and record <-> row conversion.
+
+The schema version lives in `PRAGMA user_version`. `MIGRATIONS[i]` takes a file from version i to i + 1;
+version 0 is an empty file (or one that only holds other tables, e.g. fastapi-taskflow's
+`task_snapshots`, which is left alone). Migrations only ever append: a released entry never changes. Every
+table is prefixed `taskflow_` so the file can be shared with an application's own tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .._codec import decode_call, encode_call
+from .._models import AttemptRecord, TaskRecord, TaskStatus
+from ._common import parse_utc, utc_text, utc_text_or_none
+
+_V1 = (
+    """CREATE TABLE taskflow_tasks (
+        task_id TEXT PRIMARY KEY,
+        func_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        start_time TEXT,
+        end_time TEXT,
+        retries_used INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        stacktrace TEXT,
+        status_reason TEXT,
+        logs TEXT NOT NULL DEFAULT '[]',
+        tags TEXT NOT NULL DEFAULT '{}',
+        attempts TEXT NOT NULL DEFAULT '[]',
+        idempotency_key TEXT,
+        call TEXT NOT NULL,
+        encrypted_payload BLOB,
+        owner TEXT NOT NULL,
+        requeue INTEGER NOT NULL DEFAULT 0
+    )""",
+    # Newest-first listing, alone or filtered by status or function: each filter walks its own index in
+    # (created_at, task_id) order, so a page costs `limit` rows, not a scan.
+    "CREATE INDEX taskflow_tasks_created ON taskflow_tasks (created_at, task_id)",
+    "CREATE INDEX taskflow_tasks_status ON taskflow_tasks (status, created_at, task_id)",
+    "CREATE INDEX taskflow_tasks_func ON taskflow_tasks (func_name, created_at, task_id)",
+    "CREATE INDEX taskflow_tasks_end ON taskflow_tasks (end_time) WHERE end_time IS NOT NULL",
+    # Tags in their own table so `tag=(key, value)` is an index lookup; the JSON column serves reads.
+    """CREATE TABLE taskflow_tags (
+        task_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (task_id, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX taskflow_tags_kv ON taskflow_tags (key, value)",
+    "CREATE TABLE taskflow_idempotency (key TEXT PRIMARY KEY, task_id TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE taskflow_instances (instance_id TEXT PRIMARY KEY, alive_until REAL NOT NULL) WITHOUT ROWID",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1]
+"""MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
+
+
+def schema_version() -> int:
+    """The version this code writes (and the newest it can read)."""
+    return len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file to the current version, inside the caller's (IMMEDIATE) transaction."""
+    (found,) = conn.execute("PRAGMA user_version").fetchone()
+    current = schema_version()
+    if found > current:
+        raise RuntimeError(
+            f"{path} has taskflow schema version {found}, newer than this taskflow understands ({current}); "
+            "upgrade anyio-taskflow"
+        )
+    for version in range(found, current):
+        for statement in MIGRATIONS[version]:
+            conn.execute(statement)
+    if found != current:
+        conn.execute(f"PRAGMA user_version = {current:d}")
+
+
+COLUMNS = (
+    "task_id, func_name, status, created_at, start_time, end_time, retries_used, error, stacktrace, "
+    "status_reason, logs, tags, attempts, idempotency_key, call, encrypted_payload, owner, requeue"
+)
+UPSERT = (
+    f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 18)}) "
+    "ON CONFLICT (task_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
+)
+
+
+def _attempts_json(record: TaskRecord) -> str:
+    return json.dumps(
+        [
+            [a.number, utc_text(a.start_time), utc_text_or_none(a.end_time), a.error]
+            for a in record.attempts
+        ],
+        separators=(",", ":"),
+    )
+
+
+def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
+    """The row for one record; raises TypeError when its args cannot be encoded."""
+    return (
+        record.task_id,
+        record.func_name,
+        TaskStatus(record.status).value,
+        utc_text(record.created_at),
+        utc_text_or_none(record.start_time),
+        utc_text_or_none(record.end_time),
+        record.retries_used,
+        record.error,
+        record.stacktrace,
+        record.status_reason,
+        json.dumps(list(record.logs), separators=(",", ":"), ensure_ascii=False),
+        json.dumps(dict(record.tags), separators=(",", ":"), ensure_ascii=False),
+        _attempts_json(record),
+        record.idempotency_key,
+        encode_call(record.args, record.kwargs),
+        None if record.encrypted_payload is None else bytes(record.encrypted_payload),
+        owner,
+        int(requeue),
+    )
+
+
+def from_row(row: sqlite3.Row, *, with_args: bool) -> TaskRecord:
+    """The record a row holds; args are decoded only `with_args` (PayloadError if unreadable)."""
+    args, kwargs = decode_call(row["call"]) if with_args else ((), {})
+    payload = row["encrypted_payload"]
+    created = parse_utc(row["created_at"])
+    assert created is not None  # NOT NULL column
+    return TaskRecord(
+        task_id=row["task_id"],
+        func_name=row["func_name"],
+        status=TaskStatus(row["status"]),
+        args=args,
+        kwargs=kwargs,
+        created_at=created,
+        start_time=parse_utc(row["start_time"]),
+        end_time=parse_utc(row["end_time"]),
+        retries_used=row["retries_used"],
+        error=row["error"],
+        logs=json.loads(row["logs"]),
+        stacktrace=row["stacktrace"],
+        idempotency_key=row["idempotency_key"],
+        tags=json.loads(row["tags"]),
+        encrypted_payload=None if payload is None else bytes(payload),
+        attempts=[
+            AttemptRecord(number, start, parse_utc(end), error)
+            for number, start_text, end, error in json.loads(row["attempts"])
+            if (start := parse_utc(start_text)) is not None
+        ],
+        status_reason=row["status_reason"],
+    )
