@@ -27,6 +27,7 @@ from .observers import StdoutLogger as StdoutLogger
 from .observers import TaskObserver as TaskObserver
 from .web import ManagedBackgroundTasks as ManagedBackgroundTasks
 from .web import TaskAdmin as TaskAdmin
+from .web import TaskAuthBackend as TaskAuthBackend
 from .web import TaskManager as TaskManager
 from .web._cli import main as _cli_main  # the command line, for taskflow/__main__.py
 
@@ -43,6 +44,7 @@ __all__ = [
     "PayloadError",
     "StdoutLogger",
     "TaskAdmin",
+    "TaskAuthBackend",
     "TaskConfig",
     "TaskContext",
     "TaskManager",

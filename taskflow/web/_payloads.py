@@ -1,0 +1,53 @@
+"""The JSON shapes the dashboard's stream sends: full task dicts, small change events, SSE framing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._models import TaskRecord
+
+ERROR_EXCERPT = 300
+
+
+def record_dict(record: TaskRecord, display_func_args: bool) -> dict[str, Any]:
+    """`to_dict()`, plus `repr()`s of the arguments when the admin shows them (never encrypted ones)."""
+    data = record.to_dict()
+    if display_func_args and record.encrypted_payload is None:
+        data["args"] = [repr(a) for a in record.args]
+        data["kwargs"] = {k: repr(v) for k, v in record.kwargs.items()}
+    return data
+
+
+def change_event(record: TaskRecord) -> dict[str, Any]:
+    """The small `event: task` payload: a table row, without logs, traceback or arguments.
+
+    The detail panel fetches the whole record from `GET {p}/{task_id}` when it is open.
+    """
+    error = record.error
+    return {
+        "task_id": record.task_id,
+        "func_name": record.func_name,
+        "status": record.status.value,
+        "created_at": record.created_at.isoformat(),
+        "start_time": record.start_time.isoformat() if record.start_time else None,
+        "end_time": record.end_time.isoformat() if record.end_time else None,
+        "duration": record.duration,
+        "retries_used": record.retries_used,
+        "error": error[:ERROR_EXCERPT] if error else None,
+        "tags": dict(record.tags),
+        "attempt_count": len(record.attempts),
+        "log_count": len(record.logs),
+        "status_reason": record.status_reason,
+    }
+
+
+def sse(event: str | None, data: str, event_id: str | None = None) -> str:
+    """One SSE message; `data` is single-line JSON."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {data}\n\n" if event else f"{head}data: {data}\n\n"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON (one SSE `data:` line)."""
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,326 @@
+"""The change bus behind the dashboard's SSE stream: task changes in, small coalesced events out.
+
+The runtime calls `ChangeBus._on_change(record)` after every change, on the event loop or, for log lines of
+sync tasks and submissions from sync routes, on a worker thread. That call only puts the record in a dict
+keyed by task id under a lock (bursts coalesce: one entry per task) and, if the flusher is idle, wakes it:
+directly on the loop thread, through the loop's thread-safe call elsewhere. No anyio object is touched from
+a foreign thread.
+
+The flusher (one task per bus, in the app's lifespan) runs at most every `FLUSH_INTERVAL` seconds: it turns
+each changed record into one JSON event, numbers it and writes it to a fixed-size ring, then wakes the
+subscribers. Each subscriber reads the ring from its own position and coalesces again (a slow client gets
+one event per task), so a client's memory is bounded and a client that falls behind the ring, or resumes
+with a `Last-Event-ID` it no longer holds, gets a fresh snapshot instead.
+
+Shutdown: uvicorn waits for open responses to finish before it runs the lifespan shutdown, so an endless
+stream would hold it forever. The bus therefore also closes on SIGINT/SIGTERM (chained in front of the
+server's own handlers, main thread only) as well as when the lifespan ends.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
+
+import anyio
+import sniffio
+
+from .._models import TaskRecord
+from ._charts import ChartStats
+from ._payloads import change_event, dumps, record_dict, sse
+
+FLUSH_INTERVAL = 0.1  # at most ~10 flushes a second, whatever the rate of changes
+METRICS_INTERVAL = 1.0
+RING_SIZE = 4096
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+Manager = Any  # taskflow.web.TaskManager (not imported: the bus only needs query/statistics/listeners)
+
+
+class Subscription:
+    """One connected client: its position in the ring and a wake-up event."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.metrics_version = -1
+        self._event = anyio.Event()
+
+    def notify(self) -> None:
+        """Wake the client's stream (event loop thread only)."""
+        self._event.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """Wait for news; False after `seconds` without any."""
+        with anyio.move_on_after(seconds):
+            await self._event.wait()
+        woke = self._event.is_set()
+        self._event = anyio.Event()
+        return woke
+
+
+class ChangeBus:
+    """Fans task changes out to the dashboard's stream clients."""
+
+    def __init__(self, manager: Manager, *, display_func_args: bool = False, page_size: int = 50) -> None:
+        self.manager = manager
+        self.display_func_args = display_func_args
+        self.page_size = page_size
+        self.epoch = secrets.token_hex(4)  # event ids of another process (or bus) never resume here
+        self.seq = 0
+        self.closed = False
+        self.running = False
+        self.charts = ChartStats()
+        self._ring: list[tuple[int, str, str] | None] = [None] * RING_SIZE
+        self._subscribers: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._pending: dict[str, TaskRecord] = {}
+        self._wake: anyio.Event | None = None
+        self._wake_requested = False
+        self._loop_thread: int | None = None
+        self._soon: Callable[[Callable[[], None]], object] | None = None
+        self._metrics_version = 0
+        self._metrics_json = "{}"
+        self._metrics_dirty = True
+
+    # -- producer side (any thread) --------------------------------------------------------------------
+
+    def _on_change(self, record: TaskRecord) -> None:
+        with self._lock:
+            self._pending[record.task_id] = record
+            if self._wake_requested or self._wake is None:
+                return
+            self._wake_requested = True
+            wake = self._wake
+        self._call_on_loop(wake.set)
+
+    def _call_on_loop(self, fn: Callable[[], None]) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn()
+            return
+        soon = self._soon
+        if soon is None:
+            return
+        try:
+            soon(fn)
+        except Exception:  # the loop is closed or closing: nobody is left to wake
+            return
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[ChangeBus]:
+        """Deliver changes for the duration of the block (TaskAdmin runs it in the app's lifespan)."""
+        if self.running or self.closed:
+            raise RuntimeError("a ChangeBus runs once")
+        self._loop_thread = threading.get_ident()
+        self._soon = _threadsafe_caller()
+        self._wake = anyio.Event()
+        restore = self._chain_signals()
+        self.manager.add_listener(self._on_change)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._flush_loop)
+                self.running = True
+                try:
+                    yield self
+                finally:
+                    self.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            self.running = False
+            self.manager.remove_listener(self._on_change)
+            restore()
+            self._soon = None
+
+    def close(self) -> None:
+        """End every stream now (event loop thread). New streams get a snapshot and end at once."""
+        self.closed = True
+        for sub in list(self._subscribers):
+            sub.notify()
+
+    def _chain_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        installed: list[tuple[signal.Signals, Any, Any]] = []
+        for sig in _SIGNALS:
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue  # SIG_DFL / SIG_IGN / foreign: do not change what the signal does
+
+            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self._call_on_loop_threadsafe(self.close)
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+            installed.append((sig, previous, handler))
+
+        def restore() -> None:
+            for sig, previous, handler in installed:
+                if signal.getsignal(sig) is handler:
+                    signal.signal(sig, previous)
+
+        return restore
+
+    def _call_on_loop_threadsafe(self, fn: Callable[[], None]) -> None:
+        # From a signal handler: never run loop code in place, even on the loop's own thread.
+        soon = self._soon
+        if soon is not None:
+            try:
+                soon(fn)
+            except Exception:  # the loop is already gone
+                return
+
+    # -- the flusher (event loop) ----------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        last_metrics = 0.0
+        while True:
+            wake = self._wake
+            assert wake is not None
+            # With metrics waiting to be sent, wake up in time to send them even if nothing else changes.
+            due = last_metrics + METRICS_INTERVAL - time.monotonic() if self._metrics_dirty else float("inf")
+            with anyio.move_on_after(max(0.0, due)):
+                await wake.wait()
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._wake_requested = False
+                self._wake = anyio.Event()
+            self._publish(pending.values())
+            refreshed = self._metrics_dirty and time.monotonic() - last_metrics >= METRICS_INTERVAL
+            if refreshed:
+                self.refresh_metrics()
+                last_metrics = time.monotonic()
+            if pending or refreshed:
+                for sub in list(self._subscribers):
+                    sub.notify()
+            await anyio.sleep(FLUSH_INTERVAL)
+
+    def _publish(self, records: Any) -> None:
+        ring = self._ring
+        for record in records:
+            self.seq += 1
+            ring[self.seq % RING_SIZE] = (self.seq, record.task_id, dumps(change_event(record)))
+            self.charts.observe(record)
+            self._metrics_dirty = True
+
+    def refresh_metrics(self) -> None:
+        """Recompute the metrics payload (cards and charts) from the manager's statistics."""
+        self._metrics_json = dumps(self.metrics())
+        self._metrics_version += 1
+        self._metrics_dirty = False
+
+    def metrics(self) -> dict[str, Any]:
+        """The stream's `metrics`: 0.5.0's keys (success rate in %), then p50/p95, throughput, charts."""
+        s = self.manager.statistics()
+        timed = s.success + s.failed
+
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value * 1000, 1)
+
+        return {
+            "total": s.total, "pending": s.pending, "running": s.running, "success": s.success,
+            "failed": s.failed, "interrupted": s.interrupted, "cancelled": s.cancelled,
+            "success_rate": round(100 * s.success / s.total, 1) if s.total else None,
+            "avg_duration_ms": int(s.avg_duration_seconds * 1000) if timed else None,
+            "p50_ms": ms(s.p50_duration_seconds), "p95_ms": ms(s.p95_duration_seconds),
+            "throughput_per_second": s.throughput_per_second, "charts": self.charts.to_dict(),
+        }  # fmt: skip
+
+    # -- consumer side (event loop) --------------------------------------------------------------------
+
+    def subscribe(self) -> Subscription:
+        """Register a client (remember to `unsubscribe`)."""
+        sub = Subscription()
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget a client."""
+        self._subscribers.discard(sub)
+
+    @property
+    def subscribers(self) -> int:
+        """How many clients are connected."""
+        return len(self._subscribers)
+
+    def event_id(self, seq: int) -> str:
+        """The SSE id of position `seq` in this bus."""
+        return f"{self.epoch}-{seq}"
+
+    def resume_point(self, last_event_id: str | None) -> int | None:
+        """The position to resume a client from, or None when it needs a fresh snapshot."""
+        if not last_event_id:
+            return None
+        epoch, _, number = last_event_id.partition("-")
+        if epoch != self.epoch or not number.isdigit() or len(number) > 18:
+            return None
+        seq = int(number)
+        if seq > self.seq or self.seq - seq >= RING_SIZE:
+            return None
+        return seq
+
+    def snapshot(self, sub: Subscription) -> str:
+        """`event: state` (0.5.0's keys `tasks`, `metrics`): the first page and the current metrics."""
+        sub.seq = self.seq
+        if self._metrics_dirty or not self.running:
+            self.refresh_metrics()
+        sub.metrics_version = self._metrics_version
+        page = self.manager.query(limit=self.page_size)
+        tasks = [record_dict(r, self.display_func_args) for r in page.records]
+        data = f'{{"tasks":{dumps(tasks)},"metrics":{self._metrics_json}}}'
+        return sse("state", data, self.event_id(self.seq))
+
+    def drain(self, sub: Subscription) -> str:
+        """What the client has not seen yet: coalesced task events and new metrics ("" when nothing)."""
+        if self.seq - sub.seq >= RING_SIZE:
+            return self.snapshot(sub)  # fell behind the ring
+        latest: dict[str, tuple[int, str]] = {}
+        ring = self._ring
+        for seq in range(sub.seq + 1, self.seq + 1):
+            entry = ring[seq % RING_SIZE]
+            assert entry is not None  # positions within RING_SIZE of the head are always filled
+            latest.pop(entry[1], None)  # re-insert, so events go out in order of their latest change
+            latest[entry[1]] = (seq, entry[2])
+        sub.seq = self.seq
+        parts = [sse("task", payload, self.event_id(seq)) for seq, payload in latest.values()]
+        if sub.metrics_version != self._metrics_version:
+            sub.metrics_version = self._metrics_version
+            parts.append(sse("metrics", self._metrics_json))
+        return "".join(parts)
+
+
+def _threadsafe_caller() -> Callable[[Callable[[], None]], object]:
+    """The current loop's non-blocking call-from-any-thread (anyio only offers a blocking one)."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
+
+
+async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval: float) -> AsyncIterator[str]:
+    """The text of `GET {p}/dashboard/stream`: snapshot or replay, then changes and keep-alives."""
+    sub = bus.subscribe()
+    try:
+        resume = bus.resume_point(last_event_id)
+        yield "retry: 3000\n\n"
+        if resume is None:
+            yield bus.snapshot(sub)
+        else:
+            sub.seq = resume
+        while bus.running and not bus.closed:
+            chunk = bus.drain(sub)
+            if chunk:
+                yield chunk
+                continue
+            if not await sub.wait(poll_interval) and not bus.closed:
+                yield ": keep-alive\n\n"
+    finally:
+        bus.unsubscribe(sub)

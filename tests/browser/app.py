@@ -1,0 +1,75 @@
+"""The app the dashboard's browser and end-to-end stream tests run under uvicorn.
+
+Environment: `TASKFLOW_TEST_AUTH=1` turns on auth (user `admin`, password `secret`); `TASKFLOW_TEST_SECRET`
+sets the session key. Routes under /run start tasks; each returns the new task's id.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, FastAPI
+
+from taskflow import ManagedBackgroundTasks, TaskAdmin, TaskManager, task_log
+
+task_manager = TaskManager()
+_seen: set[str] = set()
+
+
+@task_manager.task()
+async def quick(n: int) -> None:
+    """Logs a line and finishes."""
+    task_log(f"quick step {n}")
+    await anyio.sleep(0.05)
+
+
+@task_manager.task()
+def flaky(marker: str) -> None:
+    """Fails the first time it runs for a marker, succeeds on a retry."""
+    task_log(f"flaky run for {marker}")
+    if marker not in _seen:
+        _seen.add(marker)
+        raise RuntimeError(f"first run of {marker} fails <b>on purpose</b>")
+
+
+@task_manager.task()
+def noisy(text: str) -> None:
+    """Logs whatever it is given (the XSS test gives it markup)."""
+    task_log(text)
+    raise ValueError(text)
+
+
+@task_manager.task()
+async def slow(seconds: float) -> None:
+    """Sleeps, so it can be seen running and cancelled."""
+    await anyio.sleep(seconds)
+
+
+app = FastAPI()
+TaskAdmin(
+    app,
+    task_manager,
+    display_func_args=True,
+    auth=("admin", "secret") if os.environ.get("TASKFLOW_TEST_AUTH") == "1" else None,
+    secret_key=os.environ.get("TASKFLOW_TEST_SECRET"),
+    poll_interval=float(os.environ.get("TASKFLOW_TEST_POLL", "30")),
+    title="taskflow tests",
+)
+_TASKS = {"quick": (quick, int), "flaky": (flaky, str), "noisy": (noisy, str), "slow": (slow, float)}
+
+
+@app.get("/health")
+async def health() -> dict[str, bool]:
+    """Readiness probe for the test harness."""
+    return {"ok": True}
+
+
+@app.post("/run/{kind}")
+async def run(
+    kind: str, arg: str, tasks: Annotated[ManagedBackgroundTasks, Depends(task_manager.get_tasks)]
+) -> dict[str, str]:
+    """Start one task of `kind` with `arg`."""
+    func, convert = _TASKS[kind]
+    return {"task_id": tasks.add_task(func, convert(arg), tags={"kind": kind})}
