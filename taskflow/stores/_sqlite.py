@@ -154,12 +154,6 @@ class SqliteStore:
         check_limit(limit)
         where: list[str] = []
         params: list[Any] = []
-        if statuses is not None:
-            if not statuses:
-                await anyio.lowlevel.checkpoint()
-                return Page([], None)
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params.extend(TaskStatus(s).value for s in sorted(statuses))
         if func_name is not None:
             where.append("func_name = ?")
             params.append(func_name)
@@ -175,12 +169,11 @@ class SqliteStore:
         if cursor is not None:
             where.append("(created_at, task_id) < (?, ?)")
             params.extend(cursor_position(cursor))
-        sql = (
-            f"SELECT {_LIST_COLUMNS} FROM taskflow_tasks"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY created_at DESC, task_id DESC LIMIT ?"
-        )
-        rows = await self._call(ops.fetch_all, sql, (*params, limit + 1))
+        if statuses is not None and not statuses:
+            await anyio.lowlevel.checkpoint()
+            return Page([], None)
+        sql, params = _listing_sql(where, params, statuses, limit + 1)
+        rows = await self._call(ops.fetch_all, sql, tuple(params))
         records = [from_row(row, with_args=False) for row in rows[:limit]]
         return Page(records, encode_cursor(records[-1]) if len(rows) > limit else None)
 
@@ -219,3 +212,32 @@ class SqliteStore:
         """Delete the terminal records among `task_ids`, with their tags and idempotency keys."""
         ids = list(dict.fromkeys(task_ids))
         return await self._call(ops.delete_ids, ids)
+
+
+_ORDER = " ORDER BY created_at DESC, task_id DESC LIMIT ?"
+
+
+def _listing_sql(
+    where: list[str], params: list[Any], statuses: frozenset[TaskStatus] | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The SELECT for one page. Several statuses become one index-ordered sub-select per status, merged.
+
+    A single `status IN (...)` would make SQLite gather every matching row and sort them (a million
+    successes sorted to show 100); each `status = ?` sub-select instead walks the (status, created_at)
+    index and stops after `limit` rows, so the final sort sees at most `limit` rows per status.
+    """
+
+    def select(extra: list[str]) -> str:
+        clauses = extra + where
+        return f"SELECT {_LIST_COLUMNS} FROM taskflow_tasks" + (
+            f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        )
+
+    if statuses is None:
+        return select([]) + _ORDER, [*params, limit]
+    values = sorted(TaskStatus(s).value for s in statuses)
+    if len(values) == 1:
+        return select(["status = ?"]) + _ORDER, [values[0], *params, limit]
+    parts = [f"SELECT * FROM ({select(['status = ?'])}{_ORDER})" for _ in values]
+    merged: list[Any] = [p for value in values for p in (value, *params, limit)]
+    return " UNION ALL ".join(parts) + _ORDER, [*merged, limit]
