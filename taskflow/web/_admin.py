@@ -42,8 +42,10 @@ class TaskAdmin:
     ) -> None:
         if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
             raise ConfigurationError(f"path must start with '/' and not end with one, got {path!r}")
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or not (
-            math.isfinite(poll_interval) and poll_interval > 0
+        if (
+            isinstance(poll_interval, bool)
+            or not isinstance(poll_interval, int | float)
+            or not (math.isfinite(poll_interval) and poll_interval > 0)
         ):
             raise ConfigurationError(f"poll_interval must be a positive number of seconds: {poll_interval!r}")
         if not isinstance(title, str):

@@ -9,7 +9,7 @@ inline script and the Content-Security-Policy can forbid them. The task table pa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from html import escape
@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response, Streamin
 
 from ._auth import SECURITY_HEADERS
 from ._payloads import change_event
-from ._sse import ChangeBus, event_stream
+from ._sse import ChangeBus
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 ASSETS = ("dashboard.css", "dashboard.js", "favicon.svg")
@@ -129,3 +129,24 @@ def build_dashboard_router(
         return [change_event(r) for r in page.records]
 
     return router
+
+
+async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval: float) -> AsyncIterator[str]:
+    """The text of `GET {p}/dashboard/stream`: snapshot or replay, then changes and keep-alives."""
+    sub = bus.subscribe()
+    try:
+        resume = bus.resume_point(last_event_id)
+        yield "retry: 3000\n\n"
+        if resume is None:
+            yield bus.snapshot(sub)
+        else:
+            sub.seq = resume
+        while bus.running and not bus.closed:
+            chunk = bus.drain(sub)
+            if chunk:
+                yield chunk
+                continue
+            if not await sub.wait(poll_interval) and not bus.closed:
+                yield ": keep-alive\n\n"
+    finally:
+        bus.unsubscribe(sub)

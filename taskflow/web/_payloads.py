@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._metrics import TaskManagerStatistics
 from .._models import TaskRecord
 
 ERROR_EXCERPT = 300
@@ -51,3 +52,21 @@ def sse(event: str | None, data: str, event_id: str | None = None) -> str:
 def dumps(value: Any) -> str:
     """Compact JSON (one SSE `data:` line)."""
     return json.dumps(value, separators=(",", ":"))
+
+
+def stream_metrics(s: TaskManagerStatistics, charts: dict[str, Any]) -> dict[str, Any]:
+    """The stream's `metrics`: 0.5.0's keys (success rate in %, average in ms), then p50/p95, throughput
+    and the chart data."""
+    timed = s.success + s.failed
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value * 1000, 1)
+
+    return {
+        "total": s.total, "pending": s.pending, "running": s.running, "success": s.success,
+        "failed": s.failed, "interrupted": s.interrupted, "cancelled": s.cancelled,
+        "success_rate": round(100 * s.success / s.total, 1) if s.total else None,
+        "avg_duration_ms": int(s.avg_duration_seconds * 1000) if timed else None,
+        "p50_ms": ms(s.p50_duration_seconds), "p95_ms": ms(s.p95_duration_seconds),
+        "throughput_per_second": s.throughput_per_second, "charts": charts,
+    }  # fmt: skip

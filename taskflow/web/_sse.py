@@ -33,7 +33,7 @@ import sniffio
 
 from .._models import TaskRecord
 from ._charts import ChartStats
-from ._payloads import change_event, dumps, record_dict, sse
+from ._payloads import change_event, dumps, record_dict, sse, stream_metrics
 
 FLUSH_INTERVAL = 0.1  # at most ~10 flushes a second, whatever the rate of changes
 METRICS_INTERVAL = 1.0
@@ -215,21 +215,8 @@ class ChangeBus:
         self._metrics_dirty = False
 
     def metrics(self) -> dict[str, Any]:
-        """The stream's `metrics`: 0.5.0's keys (success rate in %), then p50/p95, throughput, charts."""
-        s = self.manager.statistics()
-        timed = s.success + s.failed
-
-        def ms(value: float | None) -> float | None:
-            return None if value is None else round(value * 1000, 1)
-
-        return {
-            "total": s.total, "pending": s.pending, "running": s.running, "success": s.success,
-            "failed": s.failed, "interrupted": s.interrupted, "cancelled": s.cancelled,
-            "success_rate": round(100 * s.success / s.total, 1) if s.total else None,
-            "avg_duration_ms": int(s.avg_duration_seconds * 1000) if timed else None,
-            "p50_ms": ms(s.p50_duration_seconds), "p95_ms": ms(s.p95_duration_seconds),
-            "throughput_per_second": s.throughput_per_second, "charts": self.charts.to_dict(),
-        }  # fmt: skip
+        """The stream's `metrics` payload (see `stream_metrics`)."""
+        return stream_metrics(self.manager.statistics(), self.charts.to_dict())
 
     # -- consumer side (event loop) --------------------------------------------------------------------
 
@@ -303,24 +290,3 @@ def _threadsafe_caller() -> Callable[[Callable[[], None]], object]:
     import asyncio
 
     return asyncio.get_running_loop().call_soon_threadsafe
-
-
-async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval: float) -> AsyncIterator[str]:
-    """The text of `GET {p}/dashboard/stream`: snapshot or replay, then changes and keep-alives."""
-    sub = bus.subscribe()
-    try:
-        resume = bus.resume_point(last_event_id)
-        yield "retry: 3000\n\n"
-        if resume is None:
-            yield bus.snapshot(sub)
-        else:
-            sub.seq = resume
-        while bus.running and not bus.closed:
-            chunk = bus.drain(sub)
-            if chunk:
-                yield chunk
-                continue
-            if not await sub.wait(poll_interval) and not bus.closed:
-                yield ": keep-alive\n\n"
-    finally:
-        bus.unsubscribe(sub)

@@ -28,7 +28,16 @@ def free_port() -> int:
 def uvicorn_server(**env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start the test app; yield (base URL, process); stop it with SIGTERM (then SIGKILL after 10 s)."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "tests.browser.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.browser.app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(
         [*command, "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL
     )
