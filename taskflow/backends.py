@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 
-from .stores import SqliteStore, TaskStore
+from .stores import SqliteStore as _SqliteStore
+from .stores import TaskStore as _TaskStore
 
 __all__ = ["SnapshotBackend", "SqliteBackend"]
 
-SnapshotBackend = TaskStore
+SnapshotBackend = _TaskStore
 """fastapi-taskflow's base class name; in taskflow, custom backends implement the `TaskStore` protocol."""
 
 
-class SqliteBackend(SqliteStore):
+class SqliteBackend(_SqliteStore):
     """A SQLite store at `db_path` (created if absent), as in fastapi-taskflow 0.5.0.
 
     `busy_timeout` (seconds) is additive: how long to wait for another process's write lock.

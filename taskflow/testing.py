@@ -25,7 +25,8 @@ import dataclasses
 import sys
 import types
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC as _UTC
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -39,13 +40,13 @@ from .stores import TaskStore
 
 __all__ = ["StoreContract"]
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-S = TaskStatus
+_T0 = datetime(2024, 5, 1, 12, 0, tzinfo=_UTC)
+_S = TaskStatus
 
 
-def _record(task_id: str, status: TaskStatus = S.PENDING, *, at: int = 0, **fields: Any) -> TaskRecord:
-    """A record created `at` seconds after T0; terminal ones end a second after they start."""
-    fields.setdefault("created_at", T0 + timedelta(seconds=at))
+def _record(task_id: str, status: TaskStatus = _S.PENDING, *, at: int = 0, **fields: Any) -> TaskRecord:
+    """A record created `at` seconds after _T0; terminal ones end a second after they start."""
+    fields.setdefault("created_at", _T0 + timedelta(seconds=at))
     if status.is_terminal:
         fields.setdefault("start_time", fields["created_at"])
         fields.setdefault("end_time", fields["created_at"] + timedelta(seconds=1))
@@ -107,12 +108,12 @@ class StoreContract:
     async def test_round_trip_every_field(self, store: TaskStore) -> None:
         """get() returns every field as written, args with their exact types and payload bytes intact."""
         record = _record(
-            "t1", S.FAILED, at=5,
+            "t1", _S.FAILED, at=5,
             args=(1, 2.5, "s", None, (1, 2), {3}, b"\x00\xff", date(2024, 1, 2), Decimal("1.10")),
-            kwargs={"nested": {"k": [1, (2, 3)]}, "when": T0, "gap": timedelta(seconds=3)},
+            kwargs={"nested": {"k": [1, (2, 3)]}, "when": _T0, "gap": timedelta(seconds=3)},
             retries_used=2, error="boom", logs=["one", "two ✓"], stacktrace="Traceback...",
             idempotency_key="key-1", tags={"team": "a", "env": "prod"}, encrypted_payload=b"\x80gA\x00\xfe",
-            attempts=[AttemptRecord(1, T0, T0 + timedelta(seconds=1), "first"), AttemptRecord(2, T0, None)],
+            attempts=[AttemptRecord(1, _T0, _T0 + timedelta(seconds=1), "first"), AttemptRecord(2, _T0)],
             status_reason="gave up",
         )  # fmt: skip
         await store.write([record], owner="i1")
@@ -128,10 +129,10 @@ class StoreContract:
         """Writing a record again replaces it: one record, in its newest state."""
         record = _record("t1", tags={"a": "1"})
         await store.write([record], owner="i1")
-        done = dataclasses.replace(record, status=S.SUCCESS, end_time=T0, logs=["done"], tags={"b": "2"})
+        done = dataclasses.replace(record, status=_S.SUCCESS, end_time=_T0, logs=["done"], tags={"b": "2"})
         await store.write([done], owner="i1")
         assert await store.get("t1") == done
-        assert (await store.counts())[S.SUCCESS] == 1 and sum((await store.counts()).values()) == 1
+        assert (await store.counts())[_S.SUCCESS] == 1 and sum((await store.counts()).values()) == 1
         assert [r.task_id for r in (await store.query(tag=("b", "2"))).records] == ["t1"]
         assert (await store.query(tag=("a", "1"))).records == []
 
@@ -185,10 +186,10 @@ class StoreContract:
         """statuses, func_name, tag, since and task_id_prefix filter, alone and together."""
         await store.write(
             [
-                _record("a1", S.PENDING, at=1, func_name="send", tags={"team": "x"}),
-                _record("a2", S.SUCCESS, at=2, func_name="send", tags={"team": "y"}),
-                _record("b3", S.FAILED, at=3, func_name="bill", tags={"team": "x"}),
-                _record("b4", S.RUNNING, at=4, func_name="send"),
+                _record("a1", _S.PENDING, at=1, func_name="send", tags={"team": "x"}),
+                _record("a2", _S.SUCCESS, at=2, func_name="send", tags={"team": "y"}),
+                _record("b3", _S.FAILED, at=3, func_name="bill", tags={"team": "x"}),
+                _record("b4", _S.RUNNING, at=4, func_name="send"),
             ],
             owner="i1",
         )
@@ -196,15 +197,15 @@ class StoreContract:
         async def ids(**filters: Any) -> list[str]:
             return [r.task_id for r in (await store.query(**filters)).records]
 
-        assert await ids(statuses=frozenset({S.SUCCESS, S.FAILED})) == ["b3", "a2"]
+        assert await ids(statuses=frozenset({_S.SUCCESS, _S.FAILED})) == ["b3", "a2"]
         assert await ids(statuses=frozenset()) == []
         assert await ids(func_name="send") == ["b4", "a2", "a1"]
         assert await ids(tag=("team", "x")) == ["b3", "a1"]
         assert await ids(tag=("team", "z")) == []
-        assert await ids(since=T0 + timedelta(seconds=3)) == ["b4", "b3"]
+        assert await ids(since=_T0 + timedelta(seconds=3)) == ["b4", "b3"]
         assert await ids(task_id_prefix="b") == ["b4", "b3"]
         assert await ids(task_id_prefix="A") == []  # prefixes are case-sensitive
-        assert await ids(func_name="send", tag=("team", "x"), statuses=frozenset({S.PENDING})) == ["a1"]
+        assert await ids(func_name="send", tag=("team", "x"), statuses=frozenset({_S.PENDING})) == ["a1"]
         assert await _all_pages(store, 1, func_name="send") == ["b4", "a2", "a1"]
 
     async def test_query_leaves_args_out(self, store: TaskStore) -> None:
@@ -224,8 +225,8 @@ class StoreContract:
     async def test_counts_every_status(self, store: TaskStore) -> None:
         """counts() has every status, zeros included."""
         assert await store.counts() == dict.fromkeys(TaskStatus, 0)
-        await store.write([_record("a"), _record("b", S.SUCCESS), _record("c", S.SUCCESS)], owner="i1")
-        assert await store.counts() == {**dict.fromkeys(TaskStatus, 0), S.PENDING: 1, S.SUCCESS: 2}
+        await store.write([_record("a"), _record("b", _S.SUCCESS), _record("c", _S.SUCCESS)], owner="i1")
+        assert await store.counts() == {**dict.fromkeys(TaskStatus, 0), _S.PENDING: 1, _S.SUCCESS: 2}
 
     # ---- idempotency ------------------------------------------------------------------------------------
 
@@ -234,13 +235,13 @@ class StoreContract:
         assert await store.claim_idempotency_key("k", "t1") is None
         assert await store.claim_idempotency_key("k", "t2") == "t1"  # t1 not written yet: still held
         assert await store.claim_idempotency_key("k", "t1") is None  # the holder itself
-        await store.write([_record("t1", S.SUCCESS)], owner="i1")
+        await store.write([_record("t1", _S.SUCCESS)], owner="i1")
         assert await store.claim_idempotency_key("k", "t2") == "t1"
-        for status in (S.FAILED, S.CANCELLED, S.INTERRUPTED):
+        for status in (_S.FAILED, _S.CANCELLED, _S.INTERRUPTED):
             holder = await store.claim_idempotency_key("k", "x") or "x"
             await store.write([_record(holder, status)], owner="i1")
             assert await store.claim_idempotency_key("k", f"after-{status.value}") is None
-            await store.write([_record(f"after-{status.value}", S.PENDING)], owner="i1")
+            await store.write([_record(f"after-{status.value}", _S.PENDING)], owner="i1")
             assert await store.claim_idempotency_key("k", "x") == f"after-{status.value}"
             await store.write([_record(f"after-{status.value}", status)], owner="i1")
 
@@ -267,9 +268,9 @@ class StoreContract:
         await store.heartbeat("alive", ttl=600)
         await store.heartbeat("expired", ttl=0)
         await store.heartbeat("me", ttl=600)
-        await store.write([_record("d1", at=1, args=(1, (2,))), _record("d2", S.RUNNING, at=2),
-                           _record("d3", S.SUCCESS, at=3)], owner="dead", requeue_ids=frozenset({"d2"}))
-        await store.write([_record("e1", S.RUNNING, at=4)], owner="expired")
+        await store.write([_record("d1", at=1, args=(1, (2,))), _record("d2", _S.RUNNING, at=2),
+                           _record("d3", _S.SUCCESS, at=3)], owner="dead", requeue_ids=frozenset({"d2"}))
+        await store.write([_record("e1", _S.RUNNING, at=4)], owner="expired")
         await store.write([_record("a1", at=5)], owner="alive")
         await store.write([_record("m1", at=6)], owner="me")
         claimed = await store.claim_orphans("me")
@@ -329,19 +330,19 @@ class StoreContract:
 
     async def test_delete_before(self, store: TaskStore) -> None:
         """Terminal records that ended before the cutoff go, their keys are released; others stay."""
-        old = _record("old", S.SUCCESS, at=0, idempotency_key="k")
-        live = _record("live", S.RUNNING, at=0, start_time=T0)
-        await store.write([old, _record("new", S.FAILED, at=100), live], owner="i1")
+        old = _record("old", _S.SUCCESS, at=0, idempotency_key="k")
+        live = _record("live", _S.RUNNING, at=0, start_time=_T0)
+        await store.write([old, _record("new", _S.FAILED, at=100), live], owner="i1")
         await store.claim_idempotency_key("k", "old")
-        assert await store.delete_before(T0 + timedelta(seconds=50)) == 1
+        assert await store.delete_before(_T0 + timedelta(seconds=50)) == 1
         assert await store.get("old") is None and await store.get("new") is not None
         assert await store.get("live") is not None
         assert await store.claim_idempotency_key("k", "fresh") is None
-        assert await store.delete_before(T0) == 0
+        assert await store.delete_before(_T0) == 0
 
     async def test_delete_only_terminal(self, store: TaskStore) -> None:
         """delete() removes the terminal records among the ids; live and unknown ones are skipped."""
-        await store.write([_record("done", S.CANCELLED), _record("live", S.PENDING)], owner="i1")
+        await store.write([_record("done", _S.CANCELLED), _record("live", _S.PENDING)], owner="i1")
         assert await store.delete(["done", "live", "missing", "done"]) == 1
         assert await store.get("done") is None and await store.get("live") is not None
         assert await store.delete([]) == 0
