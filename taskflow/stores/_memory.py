@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Self
 
 from anyio.lowlevel import checkpoint
 
@@ -49,6 +50,13 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore(records={len(self._entries)}, open={self._open})"
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def _check_open(self) -> None:
         if not self._open:

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 
@@ -28,7 +28,7 @@ from .._table import Page, encode_cursor
 from . import _sqlite_ops as ops
 from ._common import check_limit, check_ttl, cursor_position, utc_text
 from ._protocol import RecoveredTask
-from ._sqlite_schema import COLUMNS, from_row
+from ._sqlite_schema import COLUMNS
 
 __all__ = ["SqliteStore"]
 
@@ -65,6 +65,13 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r}, busy_timeout={self.busy_timeout!r})"
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     # ---- plumbing --------------------------------------------------------------------------------------
 
@@ -136,8 +143,7 @@ class SqliteStore:
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The full record with decoded args, or None."""
-        row = await self._call(ops.fetch_one, "SELECT * FROM taskflow_tasks WHERE task_id = ?", (task_id,))
-        return None if row is None else from_row(row, with_args=True)
+        return await self._call(ops.get, task_id)
 
     async def query(
         self,
@@ -173,9 +179,8 @@ class SqliteStore:
             await anyio.lowlevel.checkpoint()
             return Page([], None)
         sql, params = _listing_sql(where, params, statuses, limit + 1)
-        rows = await self._call(ops.fetch_all, sql, tuple(params))
-        records = [from_row(row, with_args=False) for row in rows[:limit]]
-        return Page(records, encode_cursor(records[-1]) if len(rows) > limit else None)
+        records, more = await self._call(ops.listing, sql, tuple(params), limit)
+        return Page(records, encode_cursor(records[-1]) if more else None)
 
     async def counts(self) -> dict[TaskStatus, int]:
         """Stored records per status, zeros included (a covering scan of the status index)."""

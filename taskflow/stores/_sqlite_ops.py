@@ -26,6 +26,7 @@ _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """True when the error means "another connection holds the lock" (worth retrying), not a real fault."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in _BUSY_CODES  # extended codes (SQLITE_BUSY_SNAPSHOT...) keep the primary low
@@ -61,9 +62,18 @@ def execute(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None
     conn.execute(sql, params)
 
 
-def fetch_one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
-    return row
+def get(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
+    """The full record (decoded here, on the store thread, not on the event loop)."""
+    row = conn.execute("SELECT * FROM taskflow_tasks WHERE task_id = ?", (task_id,)).fetchone()
+    return None if row is None else from_row(row, with_args=True)
+
+
+def listing(
+    conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], limit: int
+) -> tuple[list[TaskRecord], bool]:
+    """The first `limit` records of a listing SELECT (without args), and whether more rows followed."""
+    rows = conn.execute(sql, params).fetchall()
+    return [from_row(row, with_args=False) for row in rows[:limit]], len(rows) > limit
 
 
 def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:

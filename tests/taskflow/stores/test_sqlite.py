@@ -217,3 +217,11 @@ async def test_use_before_open_is_an_error(tmp_path: Path) -> None:
     """Calling a store that was never opened raises RuntimeError saying to open it."""
     with pytest.raises(RuntimeError, match="open"):
         await SqliteStore(tmp_path / "t.db").get("x")
+
+
+async def test_store_is_an_async_context_manager(tmp_path: Path) -> None:
+    """`async with SqliteStore(...)` opens the store and closes it on exit."""
+    async with SqliteStore(tmp_path / "t.db") as store:
+        await store.write([TaskRecord("t1", "f", TaskStatus.PENDING)], owner="i1")
+    with pytest.raises(RuntimeError, match="open"):
+        await store.get("t1")
