@@ -225,3 +225,11 @@ async def test_store_is_an_async_context_manager(tmp_path: Path) -> None:
         await store.write([TaskRecord("t1", "f", TaskStatus.PENDING)], owner="i1")
     with pytest.raises(RuntimeError, match="open"):
         await store.get("t1")
+
+
+def test_every_record_field_has_a_column() -> None:
+    """A field added to TaskRecord fails here until the schema stores it (with a new migration)."""
+    import dataclasses
+
+    stored = set(_sqlite_schema.COLUMNS.split(", ")) - {"call", "owner", "requeue"} | {"args", "kwargs"}
+    assert {f.name for f in dataclasses.fields(TaskRecord)} == stored
