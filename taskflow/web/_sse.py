@@ -252,14 +252,16 @@ class ChangeBus:
         return seq
 
     def snapshot(self, sub: Subscription) -> str:
-        """`event: state` (0.5.0's keys `tasks`, `metrics`): the first page and the current metrics."""
+        """`event: state`: 0.5.0's keys `tasks` (the first page only) and `metrics`, then `next_cursor`."""
         sub.seq = self.seq
         if self._metrics_dirty or not self.running:
             self.refresh_metrics()
         sub.metrics_version = self._metrics_version
         page = self.manager.query(limit=self.page_size)
         tasks = [record_dict(r, self.display_func_args) for r in page.records]
-        data = f'{{"tasks":{dumps(tasks)},"metrics":{self._metrics_json}}}'
+        # `next_cursor` (new) lets the page offer "older" without asking the API for the same page again.
+        cursor = dumps(page.next_cursor)
+        data = f'{{"tasks":{dumps(tasks)},"metrics":{self._metrics_json},"next_cursor":{cursor}}}'
         return sse("state", data, self.event_id(self.seq))
 
     def drain(self, sub: Subscription) -> str:

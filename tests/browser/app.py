@@ -1,7 +1,8 @@
 """The app the dashboard's browser and end-to-end stream tests run under uvicorn.
 
 Environment: `TASKFLOW_TEST_AUTH=1` turns on auth (user `admin`, password `secret`); `TASKFLOW_TEST_SECRET`
-sets the session key. Routes under /run start tasks; each returns the new task's id.
+sets the session key; `TASKFLOW_TEST_FILL=<n>` preloads n finished tasks. Routes under /run start tasks;
+each returns the new task's id.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import Depends, FastAPI
 
 from taskflow import ManagedBackgroundTasks, TaskAdmin, TaskManager, task_log
 
-task_manager = TaskManager()
+task_manager = TaskManager(max_terminal_records=None)
 _seen: set[str] = set()
 
 
@@ -57,6 +58,10 @@ TaskAdmin(
     poll_interval=float(os.environ.get("TASKFLOW_TEST_POLL", "30")),
     title="taskflow tests",
 )
+if os.environ.get("TASKFLOW_TEST_FILL"):  # history for the scale measurement (docs/dashboard.md)
+    from tests.browser.fill import fill
+
+    fill(task_manager, int(os.environ["TASKFLOW_TEST_FILL"]))
 _TASKS = {"quick": (quick, int), "flaky": (flaky, str), "noisy": (noisy, str), "slow": (slow, float)}
 
 

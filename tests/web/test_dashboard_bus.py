@@ -165,6 +165,8 @@ async def test_snapshot_has_the_050_keys_and_only_the_first_page() -> None:
         data = state["data"]
         assert len(data["tasks"]) == 50
         assert "logs" in data["tasks"][0]
+        next_page = manager.query(limit=50, cursor=data["next_cursor"]).records
+        assert next_page[0].task_id == "task-0069"
         for key in ("total", "pending", "running", "success", "failed", "success_rate", "avg_duration_ms",
                     "interrupted", "cancelled"):  # fmt: skip
             assert key in data["metrics"]
@@ -209,3 +211,15 @@ async def test_the_listener_is_removed_when_the_bus_stops() -> None:
     with pytest.raises(RuntimeError):
         async with bus.run():
             pass
+
+
+async def test_snapshot_size_does_not_grow_with_history() -> None:
+    """The snapshot carries one page, whether the manager holds a hundred tasks or twenty thousand."""
+    sizes = []
+    for count in (100, 20_000):
+        manager = TaskManager(max_terminal_records=None)
+        for i in range(count):
+            manager.table.add(record(i, TaskStatus.SUCCESS))
+        async with running_bus(manager) as bus:
+            sizes.append(len(bus.snapshot(bus.subscribe())))
+    assert abs(sizes[0] - sizes[1]) < 200  # only the digits of the counters differ

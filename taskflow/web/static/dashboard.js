@@ -328,11 +328,10 @@ function connect() {
     const f = filters();
     const unfiltered = !f.search && !f.status && !f.func && !f.tag && !f.since;
     if (unfiltered && state.cursors.length === 1) {
-      // Paint the snapshot's first page at once; a full page also needs the API's X-Next-Cursor.
+      // The snapshot is the first page, with its cursor: no second request for the same rows.
       state.rows = new Map(data.tasks.map((t) => [t.task_id, t]));
-      state.nextCursor = null;
+      state.nextCursor = data.next_cursor || null;
       renderTable();
-      if (data.tasks.length >= PAGE) loadPage();
     } else loadPage();
   });
   source.addEventListener("task", (e) => {
@@ -541,7 +540,8 @@ async function onBulkRetry() {
 // ---- the supervision view --------------------------------------------------------------------------------
 
 function limiter(l) {
-  return l ? `${l.borrowed}/${l.total === Infinity || l.total > 1e15 ? "∞" : l.total}${l.waiting ? ` (+${l.waiting} waiting)` : ""}` : "–";
+  if (!l) return "unlimited";
+  return `${l.borrowed}/${l.total === Infinity || l.total > 1e15 ? "∞" : l.total}${l.waiting ? ` (+${l.waiting} waiting)` : ""}`;
 }
 
 async function loadSupervision() {

@@ -1,0 +1,169 @@
+"""The dashboard in headless Chromium: live rows, detail panel, retry, cancel, bulk retry, login, and
+markup from tasks staying inert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.conftest import screenshot
+
+pytestmark = pytest.mark.slow
+
+
+def start(base: str, kind: str, arg: str) -> str:
+    return str(httpx.post(f"{base}/run/{kind}", params={"arg": arg}).json()["task_id"])
+
+
+def row(page: Any, task_id: str) -> Any:
+    return page.locator(f'#tasks tbody tr[data-id="{task_id}"]')
+
+
+def confirm(page: Any) -> None:
+    page.locator("#confirm-ok").click()
+
+
+def open_dashboard(page: Any, base: str) -> None:
+    page.goto(f"{base}/tasks/dashboard")
+    page.locator('#live[data-state="live"]').wait_for()
+
+
+def test_a_task_appears_live_and_its_detail_opens(page: Any, server: str) -> None:
+    """A task started after the page loaded shows up and finishes without a reload; its detail opens."""
+    open_dashboard(page, server)
+    for n in range(6):
+        start(server, "quick", str(n))
+    task_id = start(server, "quick", "42")
+    row(page, task_id).locator(".status.success").wait_for()
+    page.locator('[data-metric="success"] .value').filter(has_text="7").wait_for()
+    row(page, task_id).click()
+    detail = page.locator("#detail")
+    detail.wait_for()
+    detail.get_by_text(task_id).wait_for()
+    detail.get_by_text("quick step 42").wait_for()  # the attempt's log line
+    detail.locator(".attempt h3").first.wait_for()
+    detail.get_by_text("42", exact=True).wait_for()  # arguments (display_func_args=True)
+    screenshot(page, "detail")
+    assert page.errors == []
+
+
+def test_retry_a_failed_task_and_watch_it_succeed(page: Any, server: str) -> None:
+    """Retry from the detail panel, with confirmation; the new task runs and succeeds live."""
+    open_dashboard(page, server)
+    failed = start(server, "flaky", "retry-me")
+    row(page, failed).locator(".status.failed").wait_for()
+    row(page, failed).click()
+    page.locator("#detail").get_by_text("Traceback").first.wait_for()
+    screenshot(page, "failed-detail")
+    page.locator("#detail-retry").click()
+    page.locator("#confirm").wait_for()
+    confirm(page)
+    page.get_by_text("1 task retried").wait_for()
+    successes = page.locator("#tasks tbody tr", has_text="flaky").locator(".status.success")
+    successes.first.wait_for()
+    assert page.errors == []
+
+
+def test_bulk_retry_of_selected_failed_tasks(page: Any, server: str) -> None:
+    """Select failed rows, confirm, and every one of them is retried."""
+    open_dashboard(page, server)
+    ids = [start(server, "flaky", f"bulk-{n}") for n in range(3)]
+    for task_id in ids:
+        row(page, task_id).locator(".status.failed").wait_for()
+        row(page, task_id).locator("input[type=checkbox]").check()
+    page.locator("#bulk-retry", has_text="(3)").click()
+    confirm(page)
+    page.get_by_text("3 tasks retried").wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#tasks tbody tr')]"
+        ".filter(r => r.textContent.includes('flaky') && r.querySelector('.status.success')).length >= 3"
+    )
+
+
+def test_cancel_a_running_task(page: Any, server: str) -> None:
+    """Cancel from the detail panel, with confirmation."""
+    open_dashboard(page, server)
+    task_id = start(server, "slow", "30")
+    row(page, task_id).locator(".status.running").wait_for()
+    row(page, task_id).click()
+    page.locator("#detail-cancel").click()
+    confirm(page)
+    row(page, task_id).locator(".status.cancelled").wait_for()
+
+
+def test_pause_buffers_updates_until_resume(page: Any, server: str) -> None:
+    """While paused, new tasks are counted but not shown; resuming applies them."""
+    open_dashboard(page, server)
+    page.click("#pause")
+    task_id = start(server, "quick", "1234")
+    page.locator("#live-text", has_text="1 new").wait_for()
+    assert row(page, task_id).count() == 0
+    page.click("#pause")
+    row(page, task_id).wait_for()
+    page.evaluate("localStorage.clear()")
+
+
+def test_markup_from_a_task_stays_text(page: Any, server: str) -> None:
+    """`<script>` and `<img onerror>` in a log line and an error message show as text and never run."""
+    payload = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b id="bold">b</b>'
+    open_dashboard(page, server)
+    task_id = start(server, "noisy", payload)
+    row(page, task_id).locator(".status.failed").wait_for()
+    row(page, task_id).click()
+    page.locator("#detail pre.logs", has_text="<script>window.__xss=2</script>").wait_for()
+    assert page.locator("#detail img, #detail script, #tasks img, #bold").count() == 0
+    assert page.evaluate("window.__xss") is None
+    assert row(page, task_id).locator("td.error").inner_text().startswith("<img src=x")
+
+
+def test_filters_and_supervision_view(page: Any, server: str) -> None:
+    """The status filter narrows the table; the supervision tab lists the registered functions."""
+    start(server, "flaky", "filter")
+    open_dashboard(page, server)
+    page.locator("#chart-throughput rect").first.wait_for()
+    screenshot(page, "dashboard")
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "dashboard-dark")
+    page.emulate_media(color_scheme="light")
+    page.select_option("#f-status", "failed")
+    page.wait_for_function(
+        "() => { const rows = [...document.querySelectorAll('#tasks tbody tr')];"
+        " return rows.length > 0 && rows.every(r => r.querySelector('.status.failed')); }"
+    )
+    page.locator('nav [data-tab="supervision"]').click()
+    page.locator("#functions tbody tr", has_text="flaky").wait_for()
+    page.locator("#supervisors tbody tr", has_text="taskflow").first.wait_for()
+    screenshot(page, "supervision")
+
+
+def test_login_and_logout(page: Any, auth_server: str) -> None:
+    """The dashboard sends a stranger to the login page; a wrong password is refused; sign in and out."""
+    page.goto(f"{auth_server}/tasks/dashboard")
+    page.wait_for_url("**/tasks/auth/login")
+    screenshot(page, "login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    page.get_by_text("Invalid username or password.").wait_for()
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "secret")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/tasks/dashboard")
+    page.locator('#live[data-state="live"]').wait_for()
+    task_id = start_with_auth(page, auth_server)
+    row(page, task_id).wait_for()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "taskflow_token")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Lax"
+    page.click("#signout button")
+    page.wait_for_url("**/tasks/auth/login")
+    page.goto(f"{auth_server}/tasks/dashboard")
+    page.wait_for_url("**/tasks/auth/login")
+    assert page.errors == []
+
+
+def start_with_auth(page: Any, base: str) -> str:
+    # /run is the app's own route (not guarded); the task then shows up on the signed-in dashboard.
+    return start(base, "quick", "7")
