@@ -63,9 +63,7 @@ def signup(email: str, background_tasks: BackgroundTasks) -> Any:
 # Pattern 2: explicit managed type (also requires auto_install=True)
 @app.post("/orders/{order_id}")
 def create_order(order_id: int, background_tasks: ManagedBackgroundTasks) -> Any:
-    task_id = background_tasks.add_task(
-        process_order, order_id, tags={"user_id": "42", "source": "checkout"}
-    )
+    task_id = background_tasks.add_task(process_order, order_id, tags={"user_id": "42", "source": "checkout"})
     return {"task_id": task_id}
 
 

@@ -29,7 +29,6 @@ from .web import ManagedBackgroundTasks as ManagedBackgroundTasks
 from .web import TaskAdmin as TaskAdmin
 from .web import TaskAuthBackend as TaskAuthBackend
 from .web import TaskManager as TaskManager
-from .web._cli import main as _cli_main  # the command line, for taskflow/__main__.py
 
 __all__ = [
     "AttemptRecord",
@@ -58,3 +57,10 @@ __all__ = [
     "get_task_context",
     "task_log",
 ]
+
+
+def _cli_main() -> int:
+    """The `taskflow` command line, for `python -m taskflow` (imported only when used)."""
+    from .web._cli import main
+
+    return main()

@@ -16,7 +16,12 @@ from typing import Any
 from ._models import TaskRecord, utcnow
 
 LEVELS = ("debug", "info", "warning", "error")
-_STDLIB_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_STDLIB_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 _outside_logger = logging.getLogger("taskflow.task")
 
 

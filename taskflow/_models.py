@@ -27,7 +27,7 @@ def isoformat(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(str, enum.Enum):  # noqa: UP042  (str() and repr() stay as in fastapi-taskflow)
     """Where a task is in its life: PENDING -> RUNNING -> SUCCESS | FAILED | CANCELLED | INTERRUPTED."""
 
     PENDING = "pending"

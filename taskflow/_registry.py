@@ -30,7 +30,7 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
     """True for `async def` functions, partials of them, and objects with an `async def __call__`."""
     while isinstance(func, functools.partial):
         func = func.func
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
 
 
 def callable_name(func: Callable[..., Any]) -> str:
@@ -113,7 +113,9 @@ class TaskRegistry:
         if definition is not None and definition.func == func:
             return definition
         name = callable_name(func)
-        definition = TaskDefinition(func, name, TaskConfig(name=name), DEFAULT_POLICY, is_async_callable(func), False)
+        definition = TaskDefinition(
+            func, name, TaskConfig(name=name), DEFAULT_POLICY, is_async_callable(func), False
+        )
         with self._lock:
             if len(self._adhoc) >= _ADHOC_LIMIT:
                 self._adhoc.clear()

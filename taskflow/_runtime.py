@@ -91,7 +91,9 @@ class TaskRuntime:
             or not isinstance(max_terminal_records, int)
             or max_terminal_records < 0
         ):
-            raise ConfigurationError(f"max_terminal_records must be an int >= 0 or None, got {max_terminal_records!r}")
+            raise ConfigurationError(
+                f"max_terminal_records must be an int >= 0 or None, got {max_terminal_records!r}"
+            )
         self.snapshot_db = snapshot_db
         self.snapshot_backend = snapshot_backend
         self.snapshot_interval = snapshot_interval
@@ -181,7 +183,8 @@ class TaskRuntime:
         if idempotency_key is not None and not isinstance(idempotency_key, str):
             raise TypeError(f"idempotency_key must be a str, got {type(idempotency_key).__name__}")
         if tags is not None and (
-            not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+            not isinstance(tags, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
         ):
             raise TypeError("tags must be a dict of str to str")
         definition = self.registry.definition_for(func)
@@ -220,7 +223,12 @@ class TaskRuntime:
         """Start a PENDING task: as a supervised actor when the lifespan runs, else inline, here and now."""
         live = self._live.get(task_id)
         record = self.table.get(task_id)
-        if live is None or record is None or record.status is not TaskStatus.PENDING or live.handle is not None:
+        if (
+            live is None
+            or record is None
+            or record.status is not TaskStatus.PENDING
+            or live.handle is not None
+        ):
             return  # cancelled before it started, unknown, or already dispatched
         definition = live.definition
         attempt = self._attempt_callable(record, definition)
@@ -232,7 +240,9 @@ class TaskRuntime:
         if supervisor is None:
             supervisor = self._supervisors[definition.policy.name] = root.child(definition.policy)
         try:
-            live.handle = supervisor.start_soon(attempt, name=definition.name, key=task_id, context=live.context)
+            live.handle = supervisor.start_soon(
+                attempt, name=definition.name, key=task_id, context=live.context
+            )
         except SupervisorClosed:
             self._tracker.finish(record, TaskStatus.INTERRUPTED, reason="shutdown")
 
@@ -241,7 +251,11 @@ class TaskRuntime:
 
         async def run() -> None:
             await run_supervised(
-                attempt, policy=definition.policy, name=definition.name, key=record.task_id, hooks=[self._tracker]
+                attempt,
+                policy=definition.policy,
+                name=definition.name,
+                key=record.task_id,
+                hooks=[self._tracker],
             )
 
         # A task group of one, so the child runs in (a copy of) the context captured by add_task.
@@ -319,10 +333,21 @@ class TaskRuntime:
         if self._listeners:
             self._notify(record)
 
-    def _on_log(self, record: TaskRecord, attempt: int, message: str, level: str, extra: dict[str, Any]) -> None:
+    def _on_log(
+        self, record: TaskRecord, attempt: int, message: str, level: str, extra: dict[str, Any]
+    ) -> None:
         if self._dispatcher.active:
             self._dispatcher.emit_log(
-                LogEvent(record.task_id, record.func_name, message, level, utcnow(), attempt, dict(record.tags), extra)
+                LogEvent(
+                    record.task_id,
+                    record.func_name,
+                    message,
+                    level,
+                    utcnow(),
+                    attempt,
+                    dict(record.tags),
+                    extra,
+                )
             )
         self.changed(record)
 
@@ -358,7 +383,9 @@ class TaskRuntime:
         """Cancel a pending task (it will never run) or a running one; InvalidTaskState otherwise."""
         record = self.get(task_id)
         if record.status.is_terminal:
-            raise InvalidTaskState(f"task {task_id} is {record.status.value}: only pending or running tasks can be cancelled")
+            raise InvalidTaskState(
+                f"task {task_id} is {record.status.value}: only pending or running tasks can be cancelled"
+            )
         live = self._live.get(task_id)
         handle = live.handle if live is not None else None
         if record.status is TaskStatus.RUNNING and handle is None:
@@ -408,7 +435,9 @@ class TaskRuntime:
         if self._root is not None:
             raise RuntimeError("this task manager is already running (one lifespan at a time)")
         root = Supervisor(
-            Policy(name="taskflow", max_concurrency=self.max_concurrent_tasks, max_threads=self.max_sync_threads),
+            Policy(
+                name="taskflow", max_concurrency=self.max_concurrent_tasks, max_threads=self.max_sync_threads
+            ),
             name="taskflow",
             hooks=[self._tracker],
             shutdown_grace=self.shutdown_grace,
@@ -438,7 +467,9 @@ class TaskRuntime:
         counts = self.table.counts()
         root = self._root
         return self._metrics.snapshot(
-            counts[TaskStatus.PENDING], counts[TaskStatus.RUNNING], root.statistics() if root is not None else None
+            counts[TaskStatus.PENDING],
+            counts[TaskStatus.RUNNING],
+            root.statistics() if root is not None else None,
         )
 
     async def merged_list(self) -> list[TaskRecord]:
@@ -452,4 +483,3 @@ class TaskRuntime:
     async def flush_observers(self) -> None:
         """Deliver every queued observer event now (handy in tests)."""
         await self._dispatcher.drain()
-

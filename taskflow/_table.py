@@ -122,7 +122,6 @@ class TaskTable:
             if old.idempotency_key is not None and self._by_key.get(old.idempotency_key) == old_id:
                 del self._by_key[old.idempotency_key]
 
-
     def remove(self, task_ids: Iterable[str]) -> int:
         """Forget these terminal records (history deletion); live ones are never removed."""
         removed = 0
@@ -185,7 +184,9 @@ def _order_key(record: TaskRecord) -> tuple[str, str]:
 
 def encode_cursor(record: TaskRecord) -> str:
     """An opaque cursor pointing just after `record` in newest-first order."""
-    raw = json.dumps([record.created_at.isoformat(timespec="microseconds"), record.task_id], separators=(",", ":"))
+    raw = json.dumps(
+        [record.created_at.isoformat(timespec="microseconds"), record.task_id], separators=(",", ":")
+    )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

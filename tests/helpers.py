@@ -13,17 +13,19 @@ from fastapi import FastAPI
 from taskflow import TaskManager, TaskRecord
 
 
-async def wait_until(predicate: Callable[[], bool], *, timeout: float = 10.0) -> None:
-    """Poll `predicate` until true; fail after `timeout` seconds (tasks run in other tasks and threads)."""
-    with anyio.fail_after(timeout):
+async def wait_until(predicate: Callable[[], bool], *, seconds: float = 10.0) -> None:
+    """Poll `predicate` until true; fail after `seconds` (tasks run in other tasks and threads)."""
+    with anyio.fail_after(seconds):
         while not predicate():
             await anyio.sleep(0.005)
 
 
-async def wait_finished(manager: TaskManager, task_ids: Iterable[str], *, timeout: float = 10.0) -> list[TaskRecord]:
+async def wait_finished(
+    manager: TaskManager, task_ids: Iterable[str], *, seconds: float = 10.0
+) -> list[TaskRecord]:
     """Wait until every task is terminal; return their records."""
     ids = list(task_ids)
-    await wait_until(lambda: all(manager.get(i).status.is_terminal for i in ids), timeout=timeout)
+    await wait_until(lambda: all(manager.get(i).status.is_terminal for i in ids), seconds=seconds)
     return [manager.get(i) for i in ids]
 
 

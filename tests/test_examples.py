@@ -52,4 +52,6 @@ async def test_all_three_injection_patterns_tags_and_idempotency(basic_app: Modu
 def test_supervised_worker_example_is_covered() -> None:
     """examples/supervised_worker.py has its own test (tests/supervisors), run on both backends."""
     assert (ROOT / "examples" / "supervised_worker.py").exists()
-    assert any("supervised_worker" in p.read_text() for p in (ROOT / "tests" / "supervisors").glob("test_*.py"))
+    assert any(
+        "supervised_worker" in p.read_text() for p in (ROOT / "tests" / "supervisors").glob("test_*.py")
+    )

@@ -149,7 +149,11 @@ def build_api_router(
         if unit not in _HISTORY_UNITS:
             return _error(400, "unit must be one of: min, hour, day")
         cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
-        old = [r.task_id for r in manager.table.records() if r.status.is_terminal and r.end_time and r.end_time < cutoff]
+        old = [
+            r.task_id
+            for r in manager.table.records()
+            if r.status.is_terminal and r.end_time and r.end_time < cutoff
+        ]
         removed = manager.table.remove(old)
         return {"deleted": removed, "store": removed, "backend": 0}
 

@@ -29,9 +29,10 @@ class _Dispatch(BackgroundTask):
 
     def __init__(self, dispatch: Callable[[str], Any], task_id: str) -> None:
         # Skips BackgroundTask.__init__'s callable inspection: this is on the per-task hot path.
-        self.func = dispatch
-        self.args = (task_id,)
-        self.kwargs = {}
+        # (BackgroundTask is generic in its callable's ParamSpec, which a plain assignment cannot bind.)
+        self.func = dispatch  # type: ignore[assignment]
+        self.args = (task_id,)  # type: ignore[assignment]
+        self.kwargs = {}  # type: ignore[assignment]
         self.is_async = True
 
 
@@ -64,7 +65,9 @@ class ManagedBackgroundTasks(BackgroundTasks):
         return task_id
 
 
-_serving: contextvars.ContextVar[TaskManager | None] = contextvars.ContextVar("taskflow_serving", default=None)
+_serving: contextvars.ContextVar[TaskManager | None] = contextvars.ContextVar(
+    "taskflow_serving", default=None
+)
 _patch_lock = threading.Lock()
 
 
@@ -99,8 +102,9 @@ class _ServingMiddleware:
 def install_injection(app: Any, task_manager: TaskManager) -> None:
     """Make `BackgroundTasks` parameters of `app`'s routes managed by `task_manager` (only this app)."""
     with _patch_lock:
-        if fastapi_dependency_utils.BackgroundTasks is not _RequestBackgroundTasks:
-            fastapi_dependency_utils.BackgroundTasks = _RequestBackgroundTasks  # type: ignore[misc]
+        names = vars(fastapi_dependency_utils)
+        if names["BackgroundTasks"] is not _RequestBackgroundTasks:
+            names["BackgroundTasks"] = _RequestBackgroundTasks
     installed: list[Any] | None = getattr(app.state, "taskflow_installed", None)
     if installed is None:
         installed = app.state.taskflow_installed = []

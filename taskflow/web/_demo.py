@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import BackgroundTasks, FastAPI
+from fastapi import FastAPI
 
 from .._context import get_task_context, task_log
 from ._admin import TaskAdmin
+from ._background import ManagedBackgroundTasks
 from ._manager import TaskManager
 
 
@@ -50,7 +51,7 @@ def build_demo_app(*, traffic: bool = True, traffic_interval: float = 1.5, **man
         task_log(f"resizing {name} in a worker thread")
         time.sleep(random.uniform(0.1, 0.4))
 
-    kinds = {
+    kinds: dict[str, tuple[Callable[..., Any], Callable[[int], tuple[Any, ...]]]] = {
         "signup": (send_welcome_email, lambda n: (f"user{n}@example.com",)),
         "report": (build_report, lambda n: (n,)),
         "order": (charge_card, lambda n: (n,)),
@@ -70,7 +71,7 @@ def build_demo_app(*, traffic: bool = True, traffic_interval: float = 1.5, **man
     TaskAdmin(app, task_manager, auto_install=True)
 
     @app.post("/demo/{kind}")
-    async def enqueue(kind: str, background_tasks: BackgroundTasks, n: int = 1) -> Any:
+    async def enqueue(kind: str, background_tasks: ManagedBackgroundTasks, n: int = 1) -> Any:
         if kind not in kinds:
             return {"error": f"kind must be one of {sorted(kinds)}"}
         func, make_args = kinds[kind]
@@ -88,7 +89,9 @@ async def _simulate_traffic(task_manager: TaskManager, kinds: dict[str, Any], in
         n += 1
         kind = random.choices(list(weights), weights=list(weights.values()))[0]
         func, make_args = kinds[kind]
-        task_id, created = task_manager.submit(func, make_args(n), {}, tags={"kind": kind, "source": "simulated"})
+        task_id, created = task_manager.submit(
+            func, make_args(n), {}, tags={"kind": kind, "source": "simulated"}
+        )
         if created:
             await task_manager.dispatch(task_id)
         await anyio.sleep(random.uniform(0.3, 1.0) * interval)

@@ -68,7 +68,7 @@ class TaskManager(TaskRuntime):
         self._host = host
 
     async def shutdown(self) -> None:
-        """Stop what `startup()` started: drain for `shutdown_grace`, then cancel. Never raises for task state."""
+        """Stop what `startup()` started: drain for `shutdown_grace`, then cancel; never raises for a task."""
         host, self._host = self._host, None
         if host is not None:
             await host.stop()

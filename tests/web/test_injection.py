@@ -79,7 +79,7 @@ async def test_depends_works_without_install() -> None:
 
 async def test_install_affects_only_the_app_it_is_given() -> None:
     """A second FastAPI app in the same process keeps plain BackgroundTasks (fastapi-taskflow patched all)."""
-    app, tm, _ = make_app(auto_install=True)
+    app, _tm, _ = make_app(auto_install=True)
     other = FastAPI()
     kinds: list[str] = []
 

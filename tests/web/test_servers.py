@@ -19,8 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = {
     "uvicorn-asyncio": lambda port: [
-        sys.executable, "-m", "uvicorn", "tests.web.server_app:app", "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "warning",
+        sys.executable, "-m", "uvicorn", "tests.web.server_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ],
     "hypercorn-trio": lambda port: [
         sys.executable, "-m", "hypercorn", "--worker-class", "trio", "--bind", f"127.0.0.1:{port}",
@@ -36,7 +36,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(name: str, tmp_path: Path, grace: float = 1.0) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Path]]:
+def running_server(
+    name: str, tmp_path: Path, grace: float = 1.0
+) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Path]]:
     port = free_port()
     summary = tmp_path / "summary.json"
     env = {**os.environ, "TASKFLOW_TEST_SUMMARY": str(summary), "TASKFLOW_TEST_GRACE": str(grace)}
@@ -59,7 +61,9 @@ def running_server(name: str, tmp_path: Path, grace: float = 1.0) -> Iterator[tu
             proc.wait(10)
 
 
-def wait_statuses(client: httpx.Client, ids: list[str], done: set[str], timeout: float = 15) -> dict[str, dict]:
+def wait_statuses(
+    client: httpx.Client, ids: list[str], done: set[str], timeout: float = 15
+) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
     while True:
         tasks = {i: client.get(f"/tasks/{i}").json() for i in ids}
