@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ._models import TaskRecord, TaskStatus
 
@@ -50,6 +50,8 @@ class TaskTable:
         self._lock = threading.Lock()
         self.total_added = 0
         self.evicted = 0
+        self._newest: TaskRecord | None = None
+        self._ordered = True
 
     def __len__(self) -> int:
         return len(self._records)
@@ -61,13 +63,7 @@ class TaskTable:
     def add(self, record: TaskRecord) -> None:
         """Add a new record (its idempotency key, if any, now points to it)."""
         with self._lock:
-            self._records[record.task_id] = record
-            self._counts[record.status] += 1
-            self.total_added += 1
-            if record.idempotency_key is not None:
-                self._by_key[record.idempotency_key] = record.task_id
-            if record.status.is_terminal:
-                self._note_terminal(record.task_id)
+            self._insert(record)
 
     def add_unless_key_held(self, record: TaskRecord) -> str | None:
         """Atomically: if a non-failed task holds the record's idempotency key, return its id; else add."""
@@ -77,12 +73,29 @@ class TaskTable:
                 holder = self._key_holder(key)
                 if holder is not None:
                     return holder
-            self._records[record.task_id] = record
-            self._counts[record.status] += 1
-            self.total_added += 1
-            if key is not None:
-                self._by_key[key] = record.task_id
+            self._insert(record)
         return None
+
+    def _insert(self, record: TaskRecord) -> None:
+        # Keep insertion order == (created_at, task_id) order so that a page is a walk from the newest end
+        # that stops after `limit` matches. Threads may insert a few microseconds out of order: such a record
+        # is nudged just past the newest one. Anything older (a record restored from a store) marks the
+        # table unordered, and queries fall back to sorting.
+        last = self._newest
+        if last is not None and _order_key(record) <= _order_key(last):
+            if not record.status.is_terminal and last.created_at - record.created_at < _NUDGE_LIMIT:
+                record.created_at = last.created_at + _ONE_MICROSECOND
+            else:
+                self._ordered = False
+        if self._newest is None or _order_key(record) > _order_key(self._newest):
+            self._newest = record
+        self._records[record.task_id] = record
+        self._counts[record.status] += 1
+        self.total_added += 1
+        if record.idempotency_key is not None:
+            self._by_key[record.idempotency_key] = record.task_id
+        if record.status.is_terminal:
+            self._note_terminal(record.task_id)
 
     def _key_holder(self, key: str) -> str | None:
         task_id = self._by_key.get(key)
@@ -156,22 +169,37 @@ class TaskTable:
     ) -> Page:
         """Records matching every given filter, newest first, `limit` at a time after `cursor`."""
         after = decode_cursor(cursor) if cursor is not None else None
-        matching = [
-            r
-            for r in self.records()
-            if (statuses is None or r.status in statuses)
-            and (func_name is None or r.func_name == func_name)
-            and (tag is None or r.tags.get(tag[0]) == tag[1])
-            and (since is None or r.created_at >= since)
-            and (task_id_prefix is None or r.task_id.startswith(task_id_prefix))
-        ]
-        matching.sort(key=_order_key, reverse=True)
-        if after is not None:
-            matching = [r for r in matching if _order_key(r) < after]
-        if limit is None or len(matching) <= limit:
-            return Page(matching, None)
-        page = matching[:limit]
-        return Page(page, encode_cursor(page[-1]))
+
+        def matches(r: TaskRecord) -> bool:
+            return (
+                (statuses is None or r.status in statuses)
+                and (func_name is None or r.func_name == func_name)
+                and (tag is None or r.tags.get(tag[0]) == tag[1])
+                and (since is None or r.created_at >= since)
+                and (task_id_prefix is None or r.task_id.startswith(task_id_prefix))
+            )
+
+        records = self.records()
+        if self._ordered:
+            newest_first: Iterable[TaskRecord] = reversed(records)
+        else:
+            newest_first = sorted(records, key=_order_key, reverse=True)
+        page: list[TaskRecord] = []
+        for record in newest_first:
+            key = _order_key(record)
+            if after is not None and key >= after:
+                continue
+            if since is not None and record.created_at < since and self._ordered:
+                break  # everything further is older still
+            if matches(record):
+                if limit is not None and len(page) == limit:
+                    return Page(page, encode_cursor(page[-1]))
+                page.append(record)
+        return Page(page, None)
+
+
+_NUDGE_LIMIT = timedelta(seconds=1)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED})

@@ -552,7 +552,7 @@ async def test_terminal_records_beyond_the_cap_are_evicted() -> None:
     async with tm.running():
         ids = [await add(tm, job) for _ in range(50)]
         await wait_until(lambda: tm.statistics().success == 50)
-    assert len(tm.table) == 10 and tm.table.get(ids[0]) is None and tm.table.get(ids[-1]) is not None
+    assert len(tm.table) == 10 and sum(tm.table.get(i) is not None for i in ids) == 10
     assert tm.statistics().total == 50
 
 
@@ -578,3 +578,46 @@ def test_decorated_function_stays_directly_callable() -> None:
 
     assert tm.task(retries=3)(double) is double and double(2) == 4
     assert tm.get_config(double) is not None and tm.get_config(double).retries == 3  # type: ignore[union-attr]
+
+
+def test_table_pages_walk_newest_first_even_when_threads_insert_out_of_order() -> None:
+    """Records inserted a few microseconds out of order still page newest-first without gaps or repeats."""
+    from datetime import timedelta
+
+    from taskflow import TaskRecord
+    from taskflow._models import utcnow
+    from taskflow._table import TaskTable
+
+    table = TaskTable()
+    base = utcnow()
+    skews = [0, 5, 3, 9, 8, 20, 1, 30, 29, 40]  # microseconds; some arrive after a newer one
+    for n, skew in enumerate(skews):
+        table.add(TaskRecord(f"t{n}", "f", TaskStatus.PENDING, created_at=base + timedelta(microseconds=skew)))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = table.query(limit=3, cursor=cursor)
+        seen += [r.task_id for r in page.records]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen) == sorted(f"t{n}" for n in range(10)) and len(seen) == 10
+    created = [table.get(i).created_at for i in seen]  # type: ignore[union-attr]
+    assert created == sorted(created, reverse=True)
+
+
+def test_table_restored_old_records_fall_back_to_a_sorted_walk() -> None:
+    """An old record added after newer ones (restored history) is still paged in time order."""
+    from datetime import timedelta
+
+    from taskflow import TaskRecord
+    from taskflow._models import utcnow
+    from taskflow._table import TaskTable
+
+    table = TaskTable()
+    now = utcnow()
+    table.add(TaskRecord("new", "f", TaskStatus.PENDING, created_at=now))
+    table.add(TaskRecord("old", "f", TaskStatus.SUCCESS, created_at=now - timedelta(days=1)))
+    table.add(TaskRecord("newest", "f", TaskStatus.PENDING, created_at=now + timedelta(seconds=1)))
+    assert [r.task_id for r in table.query().records] == ["newest", "new", "old"]
+    assert [r.task_id for r in table.query(limit=1, cursor=table.query(limit=2).next_cursor).records] == ["old"]
