@@ -592,7 +592,9 @@ def test_table_pages_walk_newest_first_even_when_threads_insert_out_of_order() -
     base = utcnow()
     skews = [0, 5, 3, 9, 8, 20, 1, 30, 29, 40]  # microseconds; some arrive after a newer one
     for n, skew in enumerate(skews):
-        table.add(TaskRecord(f"t{n}", "f", TaskStatus.PENDING, created_at=base + timedelta(microseconds=skew)))
+        table.add(
+            TaskRecord(f"t{n}", "f", TaskStatus.PENDING, created_at=base + timedelta(microseconds=skew))
+        )
     seen: list[str] = []
     cursor = None
     while True:
@@ -620,4 +622,6 @@ def test_table_restored_old_records_fall_back_to_a_sorted_walk() -> None:
     table.add(TaskRecord("old", "f", TaskStatus.SUCCESS, created_at=now - timedelta(days=1)))
     table.add(TaskRecord("newest", "f", TaskStatus.PENDING, created_at=now + timedelta(seconds=1)))
     assert [r.task_id for r in table.query().records] == ["newest", "new", "old"]
-    assert [r.task_id for r in table.query(limit=1, cursor=table.query(limit=2).next_cursor).records] == ["old"]
+    assert [r.task_id for r in table.query(limit=1, cursor=table.query(limit=2).next_cursor).records] == [
+        "old"
+    ]
