@@ -1,0 +1,143 @@
+"""The targets of issue 6, checked against the medians of one run (taskflow's cases only).
+
+Each check returns rows of (target, measured, met); `met` is None when the figure is missing (a
+workload not run, a system not available) so a gap never reads as a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Medians = dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]]
+Row = dict[str, Any]
+
+
+def _get(medians: Medians, system: str, metric: str, **variant: str) -> float | None:
+    value = medians.get((system, tuple(variant.items())), {}).get(metric)
+    return value if isinstance(value, int | float) else None
+
+
+def _row(target: str, measured: float | None, met: Callable[[float], bool], fmt: str = "{:.1f}") -> Row:
+    return {
+        "target": target,
+        "measured": None if measured is None else fmt.format(measured),
+        "met": None if measured is None else bool(met(measured)),
+    }
+
+
+def w1(m: Medians) -> list[Row]:
+    rows = []
+    for injection in ("depends", "annotation"):
+        a = _get(m, "taskflow", "us_per_task", body="async", injection=injection, backend="asyncio")
+        s = _get(m, "taskflow", "us_per_task", body="sync", injection=injection, backend="asyncio")
+        ft = _get(m, "ft-0.5.0", "us_per_task", body="async", injection=injection, backend="asyncio")
+        rows.append(_row(f"async <= 12 µs/task ({injection})", a, lambda v: v <= 12))
+        rows.append(_row(f"sync <= 60 µs/task ({injection})", s, lambda v: v <= 60))
+        speedup = ft / a if a and ft else None
+        rows.append(
+            _row(
+                f">= 3.5x faster than fastapi-taskflow 0.5.0, async ({injection})",
+                speedup,
+                lambda v: v >= 3.5,
+                "{:.2f}x",
+            )
+        )
+        for body in ("async", "sync"):
+            t = _get(m, "taskflow", "us_per_task", body=body, injection=injection, backend="trio")
+            aio = _get(m, "taskflow", "us_per_task", body=body, injection=injection, backend="asyncio")
+            ratio = t / aio if t and aio else None
+            rows.append(
+                _row(
+                    f"trio within 1.3x of asyncio ({body}, {injection})", ratio, lambda v: v <= 1.3, "{:.2f}x"
+                )
+            )
+    return rows
+
+
+def w2(m: Medians) -> list[Row]:
+    rps, b1_rps = _get(m, "taskflow", "requests_per_s"), _get(m, "b1", "requests_per_s")
+    p99, b1_p99 = _get(m, "taskflow", "p99_ms"), _get(m, "b1", "p99_ms")
+    return [
+        _row(
+            "requests/s >= 0.9x plain BackgroundTasks",
+            rps / b1_rps if rps and b1_rps else None,
+            lambda v: v >= 0.9,
+            "{:.2f}x",
+        ),
+        _row(
+            "p99 no worse than plain BackgroundTasks",
+            p99 / b1_p99 if p99 and b1_p99 else None,
+            lambda v: v <= 1.0,
+            "{:.2f}x",
+        ),
+    ]
+
+
+def w3(m: Medians) -> list[Row]:
+    return [
+        _row(
+            ">= 10,000 persisted tasks/s",
+            _get(m, "taskflow", "tasks_per_s"),
+            lambda v: v >= 10_000,
+            "{:,.0f}",
+        ),
+        _row(
+            "every task durable before its response",
+            _get(m, "taskflow", "durable_before_response"),
+            lambda v: v >= 1.0,
+            "{:.0%}",
+        ),
+    ]
+
+
+def w4(m: Medians) -> list[Row]:
+    return [
+        _row(
+            f"within 1.2x of the ideal 0.5 s ({mode})",
+            _get(m, "taskflow", "x_ideal", mode=mode),
+            lambda v: v <= 1.2,
+            "{:.2f}x",
+        )
+        for mode in ("sequential", "concurrent")
+    ]
+
+
+def w5(m: Medians) -> list[Row]:
+    per_record = _get(m, "taskflow", "traced_bytes_per_record", variant="traced")
+    rss_per_record = _get(m, "taskflow", "rss_bytes_per_task", variant="retain")
+    past_cap = _get(m, "taskflow", "bytes_per_task_past_cap", variant="capped")
+    # "Flat" allows allocator noise: past the cap, each task may add at most 5% of what a kept record costs.
+    flat_limit = 0.05 * rss_per_record if rss_per_record else 25.0
+    return [
+        _row("<= 0.5 KB per retained record (tracemalloc)", per_record, lambda v: v <= 512, "{:.0f} B"),
+        _row("<= 0.5 KB per retained record (RSS)", rss_per_record, lambda v: v <= 512, "{:.0f} B"),
+        _row(
+            f"flat past the cap (<= {flat_limit:.0f} B RSS per task past 2x cap)",
+            past_cap,
+            lambda v: v <= flat_limit,
+            "{:.1f} B",
+        ),
+    ]
+
+
+def w6(m: Medians) -> list[Row]:
+    return [_row("<= 20 µs per attempt", _get(m, "taskflow", "us_per_attempt"), lambda v: v <= 20)]
+
+
+def w7(m: Medians) -> list[Row]:
+    return [
+        _row("exit within grace + 1 s (3 s)", _get(m, "taskflow", "exit_s"), lambda v: v <= 3.0, "{:.2f} s"),
+        _row("every task accounted for", _get(m, "taskflow", "lost_tasks"), lambda v: v == 0, "{:.0f} lost"),
+    ]
+
+
+CHECKS: dict[str, Callable[[Medians], list[Row]]] = {
+    "1": w1,
+    "2": w2,
+    "3": w3,
+    "4": w4,
+    "5": w5,
+    "6": w6,
+    "7": w7,
+}

@@ -1,0 +1,73 @@
+"""Workload 4, sync tasks on a thread cap: 2,000 tasks of a 2 ms sleep with `max_sync_threads=8`.
+
+Sent as 20 requests of 100 through httpx's ASGI transport, either one request at a time (`sequential`)
+or all 20 at once (`concurrent`). The clock runs until every task has run and settled; the ideal is
+tasks x 2 ms / 8 threads = 0.5 s. Starlette runs one request's background tasks one after another, so
+plain BackgroundTasks (b1) takes about tasks x 2 ms when sent one request at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import anyio
+from _harness import add, client_for, emit, parser, wait_until
+from _sut import MANAGED, Progress, build
+
+SLEEP = 0.002
+THREADS = 8
+progress = Progress()
+
+
+def sleepy(i: int) -> None:
+    time.sleep(SLEEP)
+    progress.finish()
+
+
+sleepy.is_sync = True  # type: ignore[attr-defined]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    requests, per_request = (4, 10) if args.tiny else (args.requests, args.tasks)
+    tasks = requests * per_request
+    sut = build(args.system, {"sleepy": sleepy}, manager_kwargs={"max_sync_threads": THREADS})
+    async with client_for(sut) as client:
+        await add(client, "sleepy", THREADS, -THREADS)  # start the worker threads; not timed
+        await wait_until(lambda: progress.done >= THREADS and sut.settled(), 30)
+        base = progress.done
+        t0 = time.perf_counter()
+        if args.mode == "sequential":
+            for r in range(requests):
+                await add(client, "sleepy", per_request, r * per_request)
+        else:
+            async with anyio.create_task_group() as tg:
+                for r in range(requests):
+                    tg.start_soon(add, client, "sleepy", per_request, r * per_request)
+        done = await wait_until(lambda: progress.done - base >= tasks, 120)
+        done = done and await wait_until(sut.settled, 30, poll=0.001)
+        elapsed = time.perf_counter() - t0
+        statuses = sut.statuses()
+    ideal = tasks * SLEEP / THREADS
+    ok = done and progress.done - base == tasks
+    if args.system in MANAGED:
+        ok = ok and statuses.get("success") == tasks + THREADS
+    return {
+        "metrics": {"wall_s": elapsed, "ideal_s": ideal, "x_ideal": elapsed / ideal},
+        "checks": {"ok": ok, "completed": progress.done - base, "statuses": statuses},
+        "counts": {"requests": requests, "tasks_per_request": per_request, "threads": THREADS},
+    }
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--mode", choices=("sequential", "concurrent"), default="sequential")
+    p.add_argument("--requests", type=int, default=20)
+    p.add_argument("--tasks", type=int, default=100)
+    args = p.parse_args()
+    emit(args, anyio.run(run, args))
+
+
+if __name__ == "__main__":
+    main()
