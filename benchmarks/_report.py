@@ -33,6 +33,17 @@ def machine() -> dict[str, Any]:
             cwd=Path(__file__).parent,
             check=False,
         ).stdout.strip()
+        # Others may be editing the package while a run measures it: say so next to the commit.
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "taskflow", "supervisors"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+        if dirty:
+            commit += " (+ uncommitted changes in taskflow/supervisors)"
     except OSError:
         commit = ""
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
@@ -39,6 +40,7 @@ def run_server(args: argparse.Namespace) -> None:
             "accepted": sut.accepted,
             "done": progress.done,
             "settled": sut.settled(),
+            "http": os.environ.get("BENCH_HTTP"),
             "statuses": sut.statuses(),
         }
 
@@ -136,7 +138,11 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             "statuses": stats["statuses"],
             "server_stderr": stderr[-2000:],
         },
-        "counts": {"duration_s": duration, "connections": args.connections},
+        "counts": {
+            "duration_s": duration,
+            "connections": args.connections,
+            "uvicorn_http": stats.get("http"),
+        },
     }
 
 
