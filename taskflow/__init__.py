@@ -4,6 +4,7 @@ A drop-in for fastapi-taskflow 0.5.0 (change the import line): every task runs a
 task group that the app's lifespan owns, on asyncio or trio.
 """
 
+from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
 from ._context import get_task_context as get_task_context
 from ._context import task_log as task_log
@@ -18,6 +19,8 @@ from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
+from .backends import SnapshotBackend as SnapshotBackend
+from .backends import SqliteBackend as SqliteBackend
 from .observers import FileLogger as FileLogger
 from .observers import InMemoryLogger as InMemoryLogger
 from .observers import LifecycleEvent as LifecycleEvent
@@ -41,6 +44,8 @@ __all__ = [
     "LoggerChain",
     "ManagedBackgroundTasks",
     "PayloadError",
+    "SnapshotBackend",
+    "SqliteBackend",
     "StdoutLogger",
     "TaskAdmin",
     "TaskAuthBackend",
@@ -55,6 +60,7 @@ __all__ = [
     "TaskStatus",
     "TaskflowError",
     "get_task_context",
+    "register_type",
     "task_log",
 ]
 

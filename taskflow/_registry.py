@@ -132,6 +132,10 @@ class TaskRegistry:
         except KeyError:
             raise TaskNotRegistered(f"no task function is registered as {name!r}") from None
 
+    def find(self, name: str) -> TaskDefinition | None:
+        """The definition registered under `name`, or None."""
+        return self._by_name.get(name)
+
     def definitions(self) -> list[TaskDefinition]:
         """Every known definition, decorated ones first, by name."""
         with self._lock:

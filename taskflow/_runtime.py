@@ -22,15 +22,19 @@ import anyio
 
 from supervisors import ChildHandle, Policy, Supervisor, SupervisorClosed, current_attempt, run_supervised
 
+from ._actions import TaskActions
+from ._codec import encode_call
 from ._context import TaskScope, bind, unbind
 from ._encryption import ArgsCipher
-from ._exceptions import ConfigurationError, InvalidTaskState, PayloadError, TaskNotFound
+from ._exceptions import ConfigurationError, PayloadError
 from ._metrics import MetricsRecorder, TaskManagerStatistics
 from ._models import TaskConfig, TaskRecord, TaskStatus, utcnow
+from ._persistence import Persistence, recovery_decision, request_records
 from ._registry import RetryOn, TaskDefinition, TaskRegistry
-from ._table import Page, TaskTable
+from ._table import TaskTable
 from ._tracker import Tracker
 from .observers import FileLogger, LifecycleEvent, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
+from .stores import RecoveredTask, TaskStore
 
 _log = logging.getLogger("taskflow")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,14 +60,14 @@ def _check_seconds(name: str, value: float) -> None:
         raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
-class TaskRuntime:
+class TaskRuntime(TaskActions):
     """Tasks as supervised actors. `TaskManager` (in taskflow.web) adds the FastAPI members."""
 
     def __init__(
         self,
         *,
         snapshot_db: str | None = None,
-        snapshot_backend: Any = None,
+        snapshot_backend: TaskStore | None = None,
         snapshot_interval: float = 60.0,
         requeue_pending: bool = False,
         merged_list_ttl: float = 5.0,
@@ -79,6 +83,10 @@ class TaskRuntime:
         shutdown_grace: float = 10.0,
         checkpoint_timeout: float = 5.0,
         max_terminal_records: int | None = 10_000,
+        retention_days: float | None = None,
+        heartbeat_interval: float = 5.0,
+        heartbeat_ttl: float = 15.0,
+        durable_timeout: float = 30.0,
     ) -> None:
         _check_cap("max_concurrent_tasks", max_concurrent_tasks)
         _check_cap("max_sync_threads", max_sync_threads)
@@ -86,6 +94,13 @@ class TaskRuntime:
         _check_seconds("checkpoint_timeout", checkpoint_timeout)
         _check_seconds("snapshot_interval", snapshot_interval)
         _check_seconds("merged_list_ttl", merged_list_ttl)
+        _check_seconds("heartbeat_interval", heartbeat_interval)
+        _check_seconds("heartbeat_ttl", heartbeat_ttl)
+        _check_seconds("durable_timeout", durable_timeout)
+        if retention_days is not None:
+            _check_seconds("retention_days", retention_days)
+        if heartbeat_ttl <= heartbeat_interval:
+            raise ConfigurationError("heartbeat_ttl must be longer than heartbeat_interval")
         if max_terminal_records is not None and (
             isinstance(max_terminal_records, bool)
             or not isinstance(max_terminal_records, int)
@@ -128,6 +143,23 @@ class TaskRuntime:
         self._listeners: list[Listener] = []
         self._root: Supervisor | None = None
         self._supervisors: dict[str, Supervisor] = {}
+        self.retention_days = retention_days
+        store = snapshot_backend
+        if store is None and snapshot_db is not None:
+            from .backends import SqliteBackend
+
+            store = SqliteBackend(snapshot_db)
+        self._persistence = (
+            Persistence(
+                store,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_ttl=heartbeat_ttl,
+                retention_days=retention_days,
+                durable_timeout=durable_timeout,
+            )
+            if store is not None
+            else None
+        )
 
     # -- declaring tasks -------------------------------------------------------------------------------
 
@@ -196,6 +228,8 @@ class TaskRuntime:
         if self._cipher is not None:
             payload = self._cipher.encrypt_call(args, kwargs)
             args, kwargs = (), {}
+        elif self._persistence is not None:
+            encode_call(args, kwargs)  # a TypeError naming the argument now, not a failing write later
         record = TaskRecord(
             task_id=str(uuid.uuid4()),
             func_name=definition.name,
@@ -207,17 +241,53 @@ class TaskRuntime:
             tags=dict(tags) if tags else {},
             encrypted_payload=payload,
         )
-        self._live[record.task_id] = _Live(definition, contextvars.copy_context())
+        live = _Live(definition, contextvars.copy_context())
         if idempotency_key is None:
-            self.table.add(record)
-        else:
-            holder = self.table.add_unless_key_held(record)
-            if holder is not None:  # another thread took the key in between
-                del self._live[record.task_id]
-                return holder, False
+            self._accept(record, definition, live.context)
+            return record.task_id, True
+        self._live[record.task_id] = live
+        holder = self.table.add_unless_key_held(record)
+        if holder is not None:  # another thread took the key in between
+            del self._live[record.task_id]
+            return holder, False
+        self._accepted(record, definition)
+        return record.task_id, True
+
+    def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
+        """Add a new PENDING record to the table, ready for `dispatch`."""
+        self._live[record.task_id] = _Live(definition, context)
+        self.table.add(record)
+        self._accepted(record, definition)
+
+    def _accepted(self, record: TaskRecord, definition: TaskDefinition) -> None:
+        persistence = self._persistence
+        if persistence is not None:
+            durable = self.requeue_pending or definition.config.persist
+            persistence.save(record, requeue=durable)
+            in_request = request_records.get()
+            if in_request is not None and durable:
+                in_request.append(record)  # the web middleware commits these before the response starts
         if self._listeners:
             self._notify(record)
-        return record.task_id, True
+
+    def _requeue_flag(self, record: TaskRecord) -> bool:
+        """Whether the store should re-run this record if its instance is lost in its current state."""
+        live = self._live.get(record.task_id)
+        definition = live.definition if live is not None else self.registry.find(record.func_name)
+        if definition is None:
+            return False
+        if record.status is TaskStatus.PENDING:
+            return self.requeue_pending or definition.config.persist
+        if record.status is TaskStatus.RUNNING:
+            return definition.config.requeue_on_interrupt
+        return False
+
+    async def make_durable(self, records: list[TaskRecord]) -> bool:
+        """Commit these records before a response goes out; False if the store could not confirm in time."""
+        persistence = self._persistence
+        if persistence is None or not persistence.active:
+            return True
+        return await persistence.make_durable(records, self._requeue_flag)
 
     async def dispatch(self, task_id: str) -> None:
         """Start a PENDING task: as a supervised actor when the lifespan runs, else inline, here and now."""
@@ -230,21 +300,48 @@ class TaskRuntime:
             or live.handle is not None
         ):
             return  # cancelled before it started, unknown, or already dispatched
-        definition = live.definition
-        attempt = self._attempt_callable(record, definition)
+        persistence = self._persistence
+        if record.idempotency_key is not None and persistence is not None and persistence.active:
+            holder = await self._claim_key(persistence, record)
+            if holder is not None:
+                self._tracker.finish(record, TaskStatus.CANCELLED, reason=f"duplicate of task {holder}")
+                return
+            if record.status is not TaskStatus.PENDING:
+                return  # cancelled while the key was being claimed
+        if self._root is None:
+            await self._run_inline(record, live, self._attempt_callable(record, live.definition))
+        else:
+            self._start(record, live)
+
+    async def _claim_key(self, persistence: Persistence, record: TaskRecord) -> str | None:
+        # Another instance sharing the store may hold the key: the store decides, atomically.
+        assert record.idempotency_key is not None
+        try:
+            holder = await persistence.store.claim_idempotency_key(record.idempotency_key, record.task_id)
+        except Exception:
+            _log.exception(
+                "could not claim idempotency key %r in the store; running anyway", record.idempotency_key
+            )
+            return None
+        return holder if holder != record.task_id else None
+
+    def _start(self, record: TaskRecord, live: _Live) -> None:
+        """Hand a PENDING record to its policy's supervisor (the lifespan is running)."""
         root = self._root
-        if root is None:
-            await self._run_inline(record, live, attempt)
-            return
+        assert root is not None
+        definition = live.definition
         supervisor = self._supervisors.get(definition.policy.name)
         if supervisor is None:
             supervisor = self._supervisors[definition.policy.name] = root.child(definition.policy)
         try:
             live.handle = supervisor.start_soon(
-                attempt, name=definition.name, key=task_id, context=live.context
+                self._attempt_callable(record, definition),
+                name=definition.name,
+                key=record.task_id,
+                context=live.context,
             )
         except SupervisorClosed:
-            self._tracker.finish(record, TaskStatus.INTERRUPTED, reason="shutdown")
+            self.on_interrupted(record, "shutdown")
 
     async def _run_inline(self, record: TaskRecord, live: _Live, attempt: Callable[[], Any]) -> None:
         definition = live.definition
@@ -305,8 +402,10 @@ class TaskRuntime:
     # -- state changes (called by the tracker and the actions) -----------------------------------------
 
     def transition(self, record: TaskRecord, status: TaskStatus) -> None:
-        """Move a record to a new state and fan the change out (metrics, observers, listeners)."""
+        """Move a record to a new state and fan the change out (store, metrics, observers, listeners)."""
         self.table.set_status(record, status)
+        if self._persistence is not None:
+            self._persistence.save(record, requeue=self._requeue_flag(record))
         if status.is_terminal:
             self._live.pop(record.task_id, None)
             self._metrics.record_finished(record)
@@ -330,6 +429,8 @@ class TaskRuntime:
 
     def changed(self, record: TaskRecord) -> None:
         """Tell listeners a record changed without a state change (a retry scheduled, a log line)."""
+        if self._persistence is not None:
+            self._persistence.save(record, requeue=self._requeue_flag(record))
         if self._listeners:
             self._notify(record)
 
@@ -351,6 +452,59 @@ class TaskRuntime:
             )
         self.changed(record)
 
+    def on_interrupted(self, record: TaskRecord, reason: str) -> None:
+        """A task stopped by shutdown: kept for the next start when it may run again, else INTERRUPTED."""
+        if record.status.is_terminal:
+            return
+        persistence = self._persistence
+        live = self._live.pop(record.task_id, None)
+        definition = live.definition if live is not None else None
+        requeue = (
+            persistence is not None
+            and persistence.active
+            and definition is not None
+            and (
+                definition.config.requeue_on_interrupt
+                if record.status is TaskStatus.RUNNING
+                else (
+                    self.requeue_pending
+                    or definition.config.persist
+                    or definition.config.requeue_on_interrupt
+                )
+            )
+        )
+        if not requeue:
+            self._tracker.finish(record, TaskStatus.INTERRUPTED, reason=reason)
+            return
+        assert persistence is not None
+        record.status_reason = f"requeued: interrupted by {reason}"
+        if record.status is TaskStatus.RUNNING:
+            record.logs.append(f"--- Requeued: interrupted by {reason} ---")
+            self.table.set_status(record, TaskStatus.PENDING)
+        persistence.save(record, requeue=True)
+        self.changed(record)
+
+    def adopt(self, orphan: RecoveredTask) -> None:
+        """Take over a task of a lost instance (claimed atomically): re-run it or mark it INTERRUPTED."""
+        record = orphan.record
+        definition = self.registry.find(record.func_name)
+        status, reason = recovery_decision(orphan, can_run=definition is not None)
+        record.status_reason = reason
+        if status is TaskStatus.PENDING and definition is not None:
+            record.status = TaskStatus.PENDING
+            record.logs.append(f"--- {reason} ---")
+            self._accept(record, definition, contextvars.copy_context())
+            if self._root is not None:
+                self._start(record, self._live[record.task_id])
+            return
+        record.status = TaskStatus.INTERRUPTED
+        record.end_time = utcnow()
+        self.table.add(record)
+        self._metrics.record_finished(record)
+        if self._persistence is not None:
+            self._persistence.save(record, requeue=False)
+        self.changed(record)
+
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(record)` after every change (may be called from worker threads for log lines)."""
         self._listeners.append(listener)
@@ -366,63 +520,20 @@ class TaskRuntime:
             except Exception:  # a broken listener must not break a task
                 _log.exception("task listener %r failed", listener)
 
-    # -- actions ---------------------------------------------------------------------------------------
-
-    def get(self, task_id: str) -> TaskRecord:
-        """The record of `task_id`; TaskNotFound when unknown."""
-        record = self.table.get(task_id) if isinstance(task_id, str) else None
-        if record is None:
-            raise TaskNotFound(f"no task with id {task_id!r}")
-        return record
-
-    def query(self, **filters: Any) -> Page:
-        """Filtered, cursor-paged records, newest first (see TaskTable.query)."""
-        return self.table.query(**filters)
-
-    def cancel(self, task_id: str) -> TaskRecord:
-        """Cancel a pending task (it will never run) or a running one; InvalidTaskState otherwise."""
-        record = self.get(task_id)
-        if record.status.is_terminal:
-            raise InvalidTaskState(
-                f"task {task_id} is {record.status.value}: only pending or running tasks can be cancelled"
-            )
-        live = self._live.get(task_id)
-        handle = live.handle if live is not None else None
-        if record.status is TaskStatus.RUNNING and handle is None:
-            raise InvalidTaskState(
-                f"task {task_id} runs inline (no app lifespan is running), so it cannot be cancelled"
-            )
-        if handle is not None and not handle.cancel(reason="cancelled"):
-            return record  # it finished in the meantime: its own outcome stands
-        self._tracker.finish(record, TaskStatus.CANCELLED, reason="cancelled")
-        return record
-
-    def retry(self, task_id: str) -> TaskRecord:
-        """Create a new PENDING task repeating a FAILED or INTERRUPTED one; the caller dispatches it."""
-        record = self.get(task_id)
-        if record.status not in (TaskStatus.FAILED, TaskStatus.INTERRUPTED):
-            raise InvalidTaskState(
-                f"task {task_id} is {record.status.value}: only failed or interrupted tasks can be retried"
-            )
-        definition = self.registry.get(record.func_name)
-        new = TaskRecord(
-            task_id=str(uuid.uuid4()),
-            func_name=definition.name,
-            status=TaskStatus.PENDING,
-            args=record.args,
-            kwargs=dict(record.kwargs),
-            created_at=utcnow(),
-            idempotency_key=record.idempotency_key,
-            tags=dict(record.tags),
-            encrypted_payload=record.encrypted_payload,
-        )
-        self._live[new.task_id] = _Live(definition, contextvars.copy_context())
-        self.table.add(new)
-        if self._listeners:
-            self._notify(new)
-        return new
-
     # -- lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def is_persistent(self) -> bool:
+        """True while a store is open (between the start and the end of `running()`)."""
+        return self._persistence is not None and self._persistence.active
+
+    def refuse(self, record: TaskRecord, reason: str) -> None:
+        """Withdraw an accepted task that never started (e.g. its commit failed): CANCELLED, never run."""
+        if record.status is TaskStatus.PENDING:
+            live = self._live.get(record.task_id)
+            if live is not None and live.handle is not None:
+                live.handle.cancel(reason=reason)
+            self._tracker.finish(record, TaskStatus.CANCELLED, reason=reason)
 
     @property
     def is_running(self) -> bool:
@@ -443,24 +554,43 @@ class TaskRuntime:
             shutdown_grace=self.shutdown_grace,
             checkpoint_timeout=self.checkpoint_timeout,
         )
-        async with anyio.create_task_group() as tg:
-            await tg.start(self._dispatcher.run)
-            try:
-                async with root:
-                    self._root = root
-                    yield self
-            finally:
-                self._root = None
-                self._supervisors.clear()
-                self._interrupt_undispatched()
-                tg.cancel_scope.cancel()
+        persistence = self._persistence
+        maintenance = anyio.CancelScope()
+
+        async def maintain(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+            assert persistence is not None
+            with maintenance:
+                await persistence.maintain(self, task_status=task_status)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._dispatcher.run)
+                if persistence is not None:
+                    await persistence.start(tg)
+                try:
+                    async with root:
+                        self._root = root
+                        if persistence is not None:
+                            await tg.start(maintain)  # first recovery runs before the app serves
+                        yield self
+                finally:
+                    self._root = None
+                    self._supervisors.clear()
+                    maintenance.cancel()
+                    self._interrupt_undispatched()
+                    if persistence is not None:
+                        await persistence.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            if persistence is not None:
+                await persistence.close_store()
 
     def _interrupt_undispatched(self) -> None:
         # Tasks accepted but never handed to a supervisor (their response was still being sent).
         for task_id, live in list(self._live.items()):
             record = self.table.get(task_id)
             if record is not None and live.handle is None and record.status is TaskStatus.PENDING:
-                self._tracker.finish(record, TaskStatus.INTERRUPTED, reason="shutdown")
+                self.on_interrupted(record, "shutdown")
 
     def statistics(self) -> TaskManagerStatistics:
         """A frozen snapshot of counts, durations, throughput and the supervision tree."""

@@ -97,7 +97,7 @@ class Tracker:
 
     def _interrupted(self, record: TaskRecord, event: object) -> None:
         assert isinstance(event, Interrupted)
-        self.finish(record, TaskStatus.INTERRUPTED, None, None, reason=event.reason)
+        self._runtime.on_interrupted(record, event.reason)
 
     def finish(
         self,

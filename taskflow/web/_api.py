@@ -78,8 +78,8 @@ def build_api_router(
     """The JSON routes, bound to one manager. `dependencies` guard every route (auth)."""
     router = APIRouter(dependencies=list(dependencies), tags=["tasks"])
 
-    def task_dict(task_id: str) -> dict[str, Any]:
-        record = manager.get(task_id)
+    async def task_dict(task_id: str) -> dict[str, Any]:
+        record = await manager.find(task_id)
         data = record.to_dict()
         if display_func_args and record.encrypted_payload is None:
             data["args"] = [repr(a) for a in record.args]
@@ -103,7 +103,9 @@ def build_api_router(
             }
             if cursor is not None and limit is None:
                 limit = 100
-            page = manager.query(func_name=func_name or None, limit=limit, cursor=cursor, **filters)
+            page = await manager.query_history(
+                func_name=func_name or None, limit=limit, cursor=cursor, **filters
+            )
         except InvalidCursor:
             return _error(400, "cursor is invalid: pass the X-Next-Cursor value of a previous page")
         except ValueError as exc:
@@ -113,7 +115,7 @@ def build_api_router(
 
     @router.get("/metrics", summary="Counts, success rate, durations and throughput")
     async def metrics() -> Any:
-        return manager.statistics().to_metrics()
+        return await manager.metrics()
 
     @router.get("/supervision", summary="The supervision tree and the registered task functions")
     async def supervision() -> Any:
@@ -148,21 +150,14 @@ def build_api_router(
     ) -> Any:
         if unit not in _HISTORY_UNITS:
             return _error(400, "unit must be one of: min, hour, day")
-        cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
-        old = [
-            r.task_id
-            for r in manager.table.records()
-            if r.status.is_terminal and r.end_time and r.end_time < cutoff
-        ]
-        removed = manager.table.remove(old)
-        return {"deleted": removed, "store": removed, "backend": 0}
+        return await manager.delete_history(utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit]))
 
     @router.get("/{task_id}", summary="One task")
     async def get_task(task_id: str) -> Any:
         if len(task_id) > MAX_ID_LENGTH:
             return _not_found()
         try:
-            return task_dict(task_id)
+            return await task_dict(task_id)
         except TaskNotFound:
             return _not_found()
 
@@ -171,7 +166,7 @@ def build_api_router(
         if len(task_id) > MAX_ID_LENGTH:
             return _not_found()
         try:
-            new = manager.retry(task_id)
+            new = manager.retry(task_id, record=await manager.find(task_id))
         except TaskNotFound:
             return _not_found()
         except InvalidTaskState as exc:

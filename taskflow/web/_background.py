@@ -11,14 +11,19 @@ in the process keeps plain `BackgroundTasks`.
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import fastapi.dependencies.utils as fastapi_dependency_utils
 from fastapi import BackgroundTasks
 from starlette.background import BackgroundTask
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._models import TaskRecord
+from .._persistence import request_records
 
 if TYPE_CHECKING:
     from ._manager import TaskManager
@@ -81,22 +86,88 @@ class _RequestBackgroundTasks(BackgroundTasks):
         return ManagedBackgroundTasks(manager)
 
 
-class _ServingMiddleware:
-    """Marks the requests of one installed app as served by its task manager."""
+@dataclass
+class _Wiring:
+    """How one task manager is wired into one app (shared with its middleware, built late by Starlette)."""
 
-    def __init__(self, app: ASGIApp, task_manager: TaskManager) -> None:
+    task_manager: TaskManager
+    inject: bool = False
+
+
+class TaskflowMiddleware:
+    """Per request: marks the app's requests as served by its manager (for `install()`), and holds the
+    response back until the durable tasks the request added are committed to the store.
+
+    If the store cannot confirm in time, the response is replaced by a 503 and those tasks are refused
+    (CANCELLED, reason "store_unavailable"): a client never holds the id of a task that could be lost.
+    """
+
+    def __init__(self, app: ASGIApp, wiring: _Wiring) -> None:
         self.app = app
-        self.task_manager = task_manager
+        self.wiring = wiring
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _serving.set(self.task_manager)
+        manager = self.wiring.task_manager
+        serving = _serving.set(manager) if self.wiring.inject else None
         try:
-            await self.app(scope, receive, send)
+            if manager.is_persistent:
+                await self._durably(manager, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
         finally:
-            _serving.reset(token)
+            if serving is not None:
+                _serving.reset(serving)
+
+    async def _durably(self, manager: TaskManager, scope: Scope, receive: Receive, send: Send) -> None:
+        added: list[TaskRecord] = []
+        token = request_records.set(added)
+        refused = False
+
+        async def send_after_commit(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return  # the app's own response is dropped: a 503 went out instead
+            starting = message["type"] == "http.response.start"
+            if starting and added and not await manager.make_durable(list(added)):
+                refused = True
+                for record in added:
+                    manager.refuse(record, "store_unavailable")
+                await _send_unavailable(send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_commit)
+        finally:
+            request_records.reset(token)
+
+
+async def _send_unavailable(send: Send) -> None:
+    body = json.dumps({"detail": "the task store is unavailable; the tasks were not accepted"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _wiring(app: Any, task_manager: TaskManager) -> _Wiring:
+    wirings: list[_Wiring] | None = getattr(app.state, "taskflow_wirings", None)
+    if wirings is None:
+        wirings = app.state.taskflow_wirings = []
+    for wiring in wirings:
+        if wiring.task_manager is task_manager:
+            return wiring
+    wiring = _Wiring(task_manager)
+    wirings.append(wiring)
+    app.add_middleware(TaskflowMiddleware, wiring=wiring)
+    return wiring
+
+
+def attach_middleware(app: Any, task_manager: TaskManager) -> None:
+    """Add the per-request middleware of `task_manager` to `app` (once)."""
+    _wiring(app, task_manager)
 
 
 def install_injection(app: Any, task_manager: TaskManager) -> None:
@@ -105,10 +176,4 @@ def install_injection(app: Any, task_manager: TaskManager) -> None:
         names = vars(fastapi_dependency_utils)
         if names["BackgroundTasks"] is not _RequestBackgroundTasks:
             names["BackgroundTasks"] = _RequestBackgroundTasks
-    installed: list[Any] | None = getattr(app.state, "taskflow_installed", None)
-    if installed is None:
-        installed = app.state.taskflow_installed = []
-    if task_manager in installed:
-        return
-    installed.append(task_manager)
-    app.add_middleware(_ServingMiddleware, task_manager=task_manager)
+    _wiring(app, task_manager).inject = True

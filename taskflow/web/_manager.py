@@ -10,7 +10,7 @@ from fastapi import BackgroundTasks, FastAPI
 
 from .._host import RuntimeHost
 from .._runtime import TaskRuntime
-from ._background import ManagedBackgroundTasks, install_injection
+from ._background import ManagedBackgroundTasks, attach_middleware, install_injection
 
 
 class TaskManager(TaskRuntime):
@@ -50,6 +50,7 @@ class TaskManager(TaskRuntime):
         if self in attached:
             return
         attached.append(self)
+        attach_middleware(app, self)  # durable tasks are committed before their response is sent
         original = app.router.lifespan_context
 
         @asynccontextmanager

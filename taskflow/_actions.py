@@ -1,0 +1,158 @@
+"""What users and the HTTP API do to tasks: look up, list, cancel, retry, read metrics, delete history.
+
+A mixin of `TaskRuntime`, kept apart from the life of a task itself. With a store, lookups fall back to it
+for records no longer in memory, and listings are served by the store's indexed queries.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
+from ._models import TaskRecord, TaskStatus, utcnow
+from ._table import Page
+
+if TYPE_CHECKING:
+    from ._metrics import TaskManagerStatistics
+    from ._persistence import Persistence
+    from ._registry import TaskDefinition, TaskRegistry
+    from ._runtime import _Live
+    from ._table import TaskTable
+    from ._tracker import Tracker
+
+DEFAULT_STORE_PAGE = 1000
+"""Listings from a store are paged even without `limit` (history can hold millions of tasks)."""
+
+
+class TaskActions:
+    """Lookups and actions on tasks (mixed into `TaskRuntime`, which provides what is declared here)."""
+
+    table: TaskTable
+    registry: TaskRegistry
+    _persistence: Persistence | None
+    _live: dict[str, _Live]
+    _tracker: Tracker
+
+    def statistics(self) -> TaskManagerStatistics:
+        raise NotImplementedError
+
+    def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
+        raise NotImplementedError
+
+    def get(self, task_id: str) -> TaskRecord:
+        """The in-memory record of `task_id`; TaskNotFound when unknown here."""
+        record = self.table.get(task_id) if isinstance(task_id, str) else None
+        if record is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return record
+
+    async def find(self, task_id: str) -> TaskRecord:
+        """The record of `task_id`, from memory or else from the store; TaskNotFound when unknown."""
+        record = self.table.get(task_id) if isinstance(task_id, str) else None
+        persistence = self._persistence
+        if record is None and persistence is not None and persistence.active:
+            try:
+                record = await persistence.store.get(task_id)
+            except PayloadError:  # arguments unreadable: still show the record, without them
+                page = await persistence.store.query(task_id_prefix=task_id, limit=1)
+                record = page.records[0] if page.records and page.records[0].task_id == task_id else None
+        if record is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return record
+
+    def query(self, **filters: Any) -> Page:
+        """In-memory records, filtered and cursor-paged, newest first (see TaskTable.query)."""
+        return self.table.query(**filters)
+
+    async def query_history(self, *, limit: int | None = None, **filters: Any) -> Page:
+        """Every task (the store's history when there is one), filtered and cursor-paged, newest first."""
+        persistence = self._persistence
+        if persistence is None or not persistence.active:
+            return self.table.query(limit=limit, **filters)
+        await persistence.sync()
+        return await persistence.store.query(limit=limit or DEFAULT_STORE_PAGE, **filters)
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a pending task (it will never run) or a running one; InvalidTaskState otherwise."""
+        record = self.get(task_id)
+        if record.status.is_terminal:
+            raise InvalidTaskState(
+                f"task {task_id} is {record.status.value}: only pending or running tasks can be cancelled"
+            )
+        live = self._live.get(task_id)
+        handle = live.handle if live is not None else None
+        if record.status is TaskStatus.RUNNING and handle is None:
+            raise InvalidTaskState(
+                f"task {task_id} runs inline (no app lifespan is running), so it cannot be cancelled"
+            )
+        if handle is not None and not handle.cancel(reason="cancelled"):
+            return record  # it finished in the meantime: its own outcome stands
+        self._tracker.finish(record, TaskStatus.CANCELLED, reason="cancelled")
+        return record
+
+    def retry(self, task_id: str, *, record: TaskRecord | None = None) -> TaskRecord:
+        """Create a new PENDING task repeating a FAILED or INTERRUPTED one; the caller dispatches it.
+
+        `record` lets the caller pass a record found in the store (see `find`).
+        """
+        if record is None:
+            record = self.get(task_id)
+        if record.status not in (TaskStatus.FAILED, TaskStatus.INTERRUPTED):
+            raise InvalidTaskState(
+                f"task {task_id} is {record.status.value}: only failed or interrupted tasks can be retried"
+            )
+        definition = self.registry.get(record.func_name)
+        new = TaskRecord(
+            task_id=str(uuid.uuid4()),
+            func_name=definition.name,
+            status=TaskStatus.PENDING,
+            args=record.args,
+            kwargs=dict(record.kwargs),
+            created_at=utcnow(),
+            idempotency_key=record.idempotency_key,
+            tags=dict(record.tags),
+            encrypted_payload=record.encrypted_payload,
+        )
+        self._accept(new, definition, contextvars.copy_context())
+        return new
+
+    async def metrics(self) -> dict[str, Any]:
+        """The `/tasks/metrics` JSON; with a store, the counts cover the whole shared history."""
+        data = self.statistics().to_metrics()
+        persistence = self._persistence
+        if persistence is not None and persistence.active:
+            await persistence.sync()
+            counts = await persistence.store.counts()
+            for status in TaskStatus:
+                data[status.value] = counts.get(status, 0)
+            data["total"] = sum(counts.values())
+            data["success_rate"] = data["success"] / data["total"] if data["total"] else 0.0
+            writer = persistence.statistics()
+            if writer is not None:
+                data["store"] = {
+                    "queued": writer.queued,
+                    "batches": writer.batches,
+                    "records_written": writer.records_written,
+                    "failures": writer.failures,
+                    "retrying": writer.retrying,
+                    "last_error": writer.last_error,
+                }
+        return data
+
+    async def delete_history(self, cutoff: datetime) -> dict[str, int]:
+        """Forget finished tasks that ended before `cutoff`, in memory and in the store."""
+        old = [
+            r.task_id
+            for r in self.table.records()
+            if r.status.is_terminal and r.end_time is not None and r.end_time < cutoff
+        ]
+        in_memory = self.table.remove(old)
+        in_store = 0
+        persistence = self._persistence
+        if persistence is not None and persistence.active:
+            await persistence.sync()
+            in_store = await persistence.store.delete_before(cutoff)
+        return {"deleted": max(in_store, in_memory), "store": in_memory, "backend": in_store}

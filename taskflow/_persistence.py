@@ -1,0 +1,185 @@
+"""Durability for the runtime: the batch writer, instance liveness, recovery of orphaned tasks, retention.
+
+Every state change of every task is queued to one `BatchWriter` (group commit). A request that added
+durable tasks (`persist=True`, or any task with `requeue_pending=True`) does not send its response until
+the batch holding them is committed: the ASGI middleware of `taskflow.web` awaits `make_durable()` when
+the response starts. Each process is an *instance* with a heartbeat in the store; every instance claims,
+atomically, the PENDING and RUNNING tasks of instances whose heartbeat expired (a `kill -9`, an OOM) and
+re-runs them or marks them INTERRUPTED.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskStatus as AnyioTaskStatus
+
+from ._models import TaskRecord, TaskStatus, utcnow
+from .stores import BatchWriter, RecoveredTask, TaskStore, WriterStatistics
+
+if TYPE_CHECKING:
+    from ._runtime import TaskRuntime
+
+_log = logging.getLogger("taskflow.store")
+
+request_records: contextvars.ContextVar[list[TaskRecord] | None] = contextvars.ContextVar(
+    "taskflow_request_records", default=None
+)
+"""Set by the web middleware for one request: the records added while handling it (any thread)."""
+
+CLOSE_TIMEOUT = 10.0
+
+
+class Persistence:
+    """Connects a runtime to a `TaskStore` for the duration of `runtime.running()`."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        heartbeat_interval: float,
+        heartbeat_ttl: float,
+        retention_days: float | None,
+        durable_timeout: float,
+    ) -> None:
+        self.store = store
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_ttl = heartbeat_ttl
+        self.retention_days = retention_days
+        self.durable_timeout = durable_timeout
+        self.instance_id = ""
+        self.writer: BatchWriter | None = None
+        self._inbox: deque[tuple[TaskRecord, bool]] = deque()  # saves made off the loop thread
+        self._loop_thread: int | None = None
+        self._closing = False
+
+    @property
+    def active(self) -> bool:
+        """True while the writer runs (between `start()` and `close()`)."""
+        return self.writer is not None and not self._closing
+
+    async def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Open the store, start the writer in `task_group`, and announce this instance."""
+        await self.store.open()
+        self.instance_id = uuid.uuid4().hex
+        self._loop_thread = threading.get_ident()
+        self.writer = BatchWriter(self.store, owner=self.instance_id)
+        self._closing = False
+        await task_group.start(self.writer.run)
+        await self.store.heartbeat(self.instance_id, ttl=self.heartbeat_ttl)
+
+    def save(self, record: TaskRecord, *, requeue: bool) -> int | None:
+        """Queue the record's current state (any thread). Returns the batch number on the loop thread."""
+        writer = self.writer
+        if writer is None:
+            return None
+        if threading.get_ident() != self._loop_thread:
+            self._inbox.append((record, requeue))  # deque.append is thread-safe; drained on the loop
+            return None
+        if self._inbox:
+            self._drain_inbox()
+        return writer.enqueue(record, requeue=requeue)
+
+    def _drain_inbox(self) -> None:
+        writer = self.writer
+        assert writer is not None
+        inbox = self._inbox
+        while inbox:
+            record, requeue = inbox.popleft()
+            writer.enqueue(record, requeue=requeue)
+
+    async def make_durable(
+        self, records: Sequence[TaskRecord], requeue_of: Callable[[TaskRecord], bool]
+    ) -> bool:
+        """Commit these records now; False if the store did not confirm within `durable_timeout`."""
+        writer = self.writer
+        if writer is None or not records:
+            return True
+        seq = max(self.save(r, requeue=requeue_of(r)) or 0 for r in records)
+        with anyio.move_on_after(self.durable_timeout):
+            await writer.wait_committed(seq)
+            return True
+        _log.error(
+            "the task store did not commit within %.1f s: %s", self.durable_timeout, writer.statistics()
+        )
+        return False
+
+    async def sync(self) -> None:
+        """Wait until every state queued so far is committed (before reading history from the store)."""
+        writer = self.writer
+        if writer is None:
+            return
+        self._drain_inbox()
+        with anyio.move_on_after(self.durable_timeout):
+            await writer.flush()
+
+    async def maintain(
+        self, runtime: TaskRuntime, *, task_status: AnyioTaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Heartbeat, recover orphaned tasks and prune old history, until cancelled."""
+        await self._recover(runtime)
+        task_status.started()
+        last_prune = -1e18
+        while True:
+            await anyio.sleep(self.heartbeat_interval)
+            if self._inbox:
+                self._drain_inbox()
+            try:
+                await self.store.heartbeat(self.instance_id, ttl=self.heartbeat_ttl)
+                await self._recover(runtime)
+                now = anyio.current_time()
+                if self.retention_days is not None and now - last_prune > 3600:
+                    last_prune = now
+                    await self.store.delete_before(utcnow() - timedelta(days=self.retention_days))
+            except Exception:  # a failing store must never take the app down: try again next beat
+                _log.exception("task store maintenance failed; retrying in %.1f s", self.heartbeat_interval)
+
+    async def _recover(self, runtime: TaskRuntime) -> None:
+        try:
+            orphans = await self.store.claim_orphans(self.instance_id)
+        except Exception:
+            _log.exception("could not claim the tasks of lost instances; retrying later")
+            return
+        for orphan in orphans:
+            runtime.adopt(orphan)
+
+    async def close(self) -> None:
+        """Commit what is queued, withdraw this instance's heartbeat, close the store (bounded, shielded)."""
+        writer = self.writer
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            if writer is not None:
+                self._drain_inbox()
+                await writer.flush()
+            self._closing = True
+            try:
+                await self.store.forget_instance(self.instance_id)
+            except Exception:
+                _log.exception("could not withdraw this instance's heartbeat")
+        self.writer = None
+
+    async def close_store(self) -> None:
+        """Close the store once the writer has stopped."""
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            await self.store.close()
+
+    def statistics(self) -> WriterStatistics | None:
+        """The writer's statistics while running."""
+        return self.writer.statistics() if self.writer is not None else None
+
+
+def recovery_decision(orphan: RecoveredTask, *, can_run: bool) -> tuple[TaskStatus, str]:
+    """What becomes of a task taken over from a lost instance: re-run it, or mark it INTERRUPTED."""
+    record = orphan.record
+    if orphan.requeue and can_run:
+        return TaskStatus.PENDING, f"requeued: instance {orphan.previous_owner[:8]} was lost"
+    if record.status is TaskStatus.RUNNING:
+        return TaskStatus.INTERRUPTED, f"instance {orphan.previous_owner[:8]} was lost while it ran"
+    return TaskStatus.INTERRUPTED, f"instance {orphan.previous_owner[:8]} was lost before it ran"
