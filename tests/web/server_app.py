@@ -1,7 +1,9 @@
 """An app served by real servers in tests (uvicorn on asyncio, hypercorn on trio).
 
 It keeps every task's latest status in $TASKFLOW_TEST_SUMMARY, so a test can check that nothing was left
-unaccounted for after SIGTERM.
+unaccounted for after SIGTERM. With $TASKFLOW_TEST_DB it persists to that SQLite file (short heartbeats, so
+a killed instance is detected within a second), and durable tasks append their id and the process id to
+$TASKFLOW_TEST_RUNS each time they run, so a test can count executions across processes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import TaskAdmin, TaskManager, TaskRecord, get_task_context, task_log
 
-task_manager = TaskManager(shutdown_grace=float(os.environ.get("TASKFLOW_TEST_GRACE", "1")))
+task_manager = TaskManager(
+    shutdown_grace=float(os.environ.get("TASKFLOW_TEST_GRACE", "1")),
+    snapshot_db=os.environ.get("TASKFLOW_TEST_DB"),
+    heartbeat_interval=0.2,
+    heartbeat_ttl=1.0,
+    max_concurrent_tasks=4,
+)
 app = FastAPI()
 TaskAdmin(app, task_manager, auto_install=True)
 
@@ -65,3 +73,32 @@ async def work(background_tasks: BackgroundTasks) -> Any:
 @app.post("/sleep")
 async def sleep(background_tasks: BackgroundTasks, seconds: float = 60.0) -> Any:
     return {"task_id": background_tasks.add_task(sleeper, seconds)}
+
+
+def _note_run(task_id: str) -> None:
+    runs = os.environ.get("TASKFLOW_TEST_RUNS")
+    if runs:
+        with open(runs, "a", encoding="utf-8") as f:  # one short line per run: appends do not interleave
+            f.write(f"{task_id} {os.getpid()}\n")
+
+
+@task_manager.task(persist=True)
+async def durable_work(seconds: float) -> None:
+    ctx = get_task_context()
+    assert ctx is not None
+    _note_run(ctx.task_id)
+    await anyio.sleep(seconds)
+
+
+@task_manager.task(persist=True, requeue_on_interrupt=True)
+async def idempotent_work(seconds: float) -> None:
+    ctx = get_task_context()
+    assert ctx is not None
+    _note_run(ctx.task_id)
+    await anyio.sleep(seconds)
+
+
+@app.post("/durable")
+async def durable(background_tasks: BackgroundTasks, seconds: float = 0.3, requeue: bool = False) -> Any:
+    func = idempotent_work if requeue else durable_work
+    return {"task_id": background_tasks.add_task(func, seconds)}
