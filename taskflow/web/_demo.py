@@ -17,9 +17,22 @@ from ._background import ManagedBackgroundTasks
 from ._manager import TaskManager
 
 
-def build_demo_app(*, traffic: bool = True, traffic_interval: float = 1.5, **manager_options: Any) -> FastAPI:
-    """A FastAPI app with fast, slow, flaky, failing and sync tasks; `traffic` adds simulated requests."""
-    task_manager = TaskManager(max_concurrent_tasks=50, max_sync_threads=4, **manager_options)
+def build_demo_app(
+    *, db: str | None = None, traffic: bool = True, traffic_interval: float = 1.5, **manager_options: Any
+) -> FastAPI:
+    """A FastAPI app with fast, slow, flaky, failing and sync tasks; `traffic` adds simulated requests.
+
+    With `db`, every task is kept in that SQLite file: stop the demo while tasks run and start it again,
+    and the unfinished ones run (reports) or show as interrupted, with all history intact.
+    """
+    manager_options.setdefault("shutdown_grace", 2.0)  # short, so a Ctrl-C shows reports resuming
+    task_manager = TaskManager(
+        snapshot_db=db,
+        requeue_pending=db is not None,
+        max_concurrent_tasks=50,
+        max_sync_threads=4,
+        **manager_options,
+    )
 
     @task_manager.task()
     async def send_welcome_email(address: str) -> None:
@@ -27,7 +40,7 @@ def build_demo_app(*, traffic: bool = True, traffic_interval: float = 1.5, **man
         await anyio.sleep(random.uniform(0.05, 0.3))
         task_log("sent", level="info", provider="demo-smtp")
 
-    @task_manager.task(timeout=20)
+    @task_manager.task(timeout=20, requeue_on_interrupt=True)
     async def build_report(report_id: int) -> None:
         for step in ("query", "aggregate", "render"):
             task_log(f"report {report_id}: {step}")
@@ -61,6 +74,14 @@ def build_demo_app(*, traffic: bool = True, traffic_interval: float = 1.5, **man
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if db is not None:
+            metrics = await task_manager.metrics()
+            requeued = sum(
+                1 for r in task_manager.table.records() if (r.status_reason or "").startswith("requeued")
+            )
+            print(
+                f"history in {db}: {metrics['total']} tasks; {requeued} resumed from the last run", flush=True
+            )
         async with anyio.create_task_group() as tg:
             if traffic:
                 tg.start_soon(_simulate_traffic, task_manager, kinds, traffic_interval)
