@@ -56,7 +56,9 @@ def test_demo_runs_tasks_stops_cleanly_and_resumes_after_a_restart(tmp_path: Pat
             wait_metrics(client, lambda m: m["total"] >= 3 and m["success"] >= 1)
             report = client.post("/demo/report", params={"n": 99}).json()["task_id"]
             deadline = time.monotonic() + 10
-            while client.get(f"/tasks/{report}").json()["status"] != "running" and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                if client.get(f"/tasks/{report}").json()["status"] == "running":
+                    break
                 time.sleep(0.05)
         output = stop(proc)  # a report takes 1.5-4.5 s; the demo's grace is 2 s: it may be cut short
     finally:
