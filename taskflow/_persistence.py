@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
 
 from ._models import TaskRecord, TaskStatus, utcnow
+from ._table import SETTLED_KEYS_LIMIT
 from .stores import BatchWriter, RecoveredTask, TaskStore, WriterStatistics
 
 if TYPE_CHECKING:
@@ -75,6 +76,14 @@ class Persistence:
         self._closing = False
         await task_group.start(self.writer.run)
         await self.store.heartbeat(self.instance_id, ttl=self.heartbeat_ttl)
+
+    async def settled_keys(self) -> dict[str, str]:
+        """Idempotency keys of succeeded tasks in the store (preloaded so add_task can answer at once)."""
+        try:
+            return await self.store.held_keys(limit=SETTLED_KEYS_LIMIT)
+        except Exception:
+            _log.exception("could not load idempotency keys from the store")
+            return {}
 
     def save(self, record: TaskRecord, *, requeue: bool) -> int | None:
         """Queue the record's current state (any thread). Returns the batch number on the loop thread."""

@@ -567,6 +567,7 @@ class TaskRuntime(TaskActions):
                 await tg.start(self._dispatcher.run)
                 if persistence is not None:
                     await persistence.start(tg)
+                    self.table.remember_settled_keys(await persistence.settled_keys())
                 try:
                     async with root:
                         self._root = root

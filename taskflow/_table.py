@@ -51,6 +51,9 @@ class TaskTable:
         self.total_added = 0
         self.evicted = 0
         self._newest: TaskRecord | None = None
+        # Keys of succeeded tasks no longer in memory (evicted, or held before a restart): SUCCESS is
+        # final, so the answer never goes stale. Bounded, oldest dropped first.
+        self._settled_keys: dict[str, str] = {}
         self._ordered = True
 
     def __len__(self) -> int:
@@ -99,12 +102,25 @@ class TaskTable:
 
     def _key_holder(self, key: str) -> str | None:
         task_id = self._by_key.get(key)
-        if task_id is None:
-            return None
-        held = self._records.get(task_id)
-        if held is None or held.status in RELEASES_KEY:
+        held = self._records.get(task_id) if task_id is not None else None
+        if held is None:
+            return self._settled_keys.get(key)
+        if held.status in RELEASES_KEY:
             return None
         return task_id
+
+    def remember_settled_keys(self, keys: dict[str, str]) -> None:
+        """Keys held by succeeded tasks that are not in memory (the store's, at startup)."""
+        with self._lock:
+            for key, task_id in keys.items():
+                self._settle_key(key, task_id)
+
+    def _settle_key(self, key: str, task_id: str) -> None:
+        settled = self._settled_keys
+        settled.pop(key, None)
+        settled[key] = task_id
+        if len(settled) > SETTLED_KEYS_LIMIT:
+            del settled[next(iter(settled))]
 
     def key_holder(self, key: str) -> str | None:
         """The id of the task holding `key`, if it is not failed, cancelled or interrupted."""
@@ -134,6 +150,8 @@ class TaskTable:
             self.evicted += 1
             if old.idempotency_key is not None and self._by_key.get(old.idempotency_key) == old_id:
                 del self._by_key[old.idempotency_key]
+                if old.status is TaskStatus.SUCCESS:
+                    self._settle_key(old.idempotency_key, old_id)
 
     def remove(self, task_ids: Iterable[str]) -> int:
         """Forget these terminal records (history deletion); live ones are never removed."""
@@ -201,6 +219,8 @@ class TaskTable:
 _NUDGE_LIMIT = timedelta(seconds=1)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
+
+SETTLED_KEYS_LIMIT = 100_000
 
 RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED})
 """States in which a task no longer holds its idempotency key: resubmitting runs the work again."""

@@ -245,6 +245,14 @@ class StoreContract:
             assert await store.claim_idempotency_key("k", "x") == f"after-{status.value}"
             await store.write([_record(f"after-{status.value}", status)], owner="i1")
 
+    async def test_held_keys_lists_keys_of_succeeded_tasks_newest_first(self, store: TaskStore) -> None:
+        """held_keys returns the keys whose holder succeeded, newest first, bounded by limit."""
+        for n, status in enumerate([_S.SUCCESS, _S.SUCCESS, _S.FAILED, _S.RUNNING, _S.SUCCESS]):
+            assert await store.claim_idempotency_key(f"k{n}", f"t{n}") is None
+            await store.write([_record(f"t{n}", status, at=n)], owner="i1")
+        assert await store.held_keys(limit=10) == {"k4": "t4", "k1": "t1", "k0": "t0"}
+        assert list(await store.held_keys(limit=2)) == ["k4", "k1"]
+
     async def test_concurrent_key_claims_have_one_winner(self, store: TaskStore, second: TaskStore) -> None:
         """Two connections claiming the same keys at once: exactly one wins each key, the other sees it."""
         results: dict[str, list[tuple[str, str | None]]] = {f"k{i}": [] for i in range(20)}
@@ -268,8 +276,15 @@ class StoreContract:
         await store.heartbeat("alive", ttl=600)
         await store.heartbeat("expired", ttl=0)
         await store.heartbeat("me", ttl=600)
-        await store.write([_record("d1", at=1, args=(1, (2,))), _record("d2", _S.RUNNING, at=2),
-                           _record("d3", _S.SUCCESS, at=3)], owner="dead", requeue_ids=frozenset({"d2"}))
+        await store.write(
+            [
+                _record("d1", at=1, args=(1, (2,))),
+                _record("d2", _S.RUNNING, at=2),
+                _record("d3", _S.SUCCESS, at=3),
+            ],
+            owner="dead",
+            requeue_ids=frozenset({"d2"}),
+        )
         await store.write([_record("e1", _S.RUNNING, at=4)], owner="expired")
         await store.write([_record("a1", at=5)], owner="alive")
         await store.write([_record("m1", at=6)], owner="me")

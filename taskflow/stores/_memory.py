@@ -149,6 +149,18 @@ class MemoryStore:
         self._keys[key] = task_id
         return None
 
+    async def held_keys(self, *, limit: int) -> dict[str, str]:
+        """Keys held by SUCCESS tasks, newest first, at most `limit`."""
+        await checkpoint()
+        self._check_open()
+        held = [
+            (entry.record.created_at, key, holder)
+            for key, holder in self._keys.items()
+            if (entry := self._entries.get(holder)) is not None and entry.record.status is TaskStatus.SUCCESS
+        ]
+        held.sort(reverse=True)
+        return {key: holder for _, key, holder in held[:limit]}
+
     async def heartbeat(self, instance_id: str, *, ttl: float) -> None:
         """The instance is alive until now + ttl (wall clock, as processes sharing a store agree on it)."""
         check_ttl(ttl)
@@ -195,7 +207,8 @@ class MemoryStore:
         doomed = [
             task_id
             for task_id, e in self._entries.items()
-            if e.record.status.is_terminal and e.record.end_time is not None
+            if e.record.status.is_terminal
+            and e.record.end_time is not None
             and utc_text(e.record.end_time) < limit
         ]
         return self._remove(doomed)
@@ -204,8 +217,11 @@ class MemoryStore:
         """Delete the terminal records among `task_ids`."""
         await checkpoint()
         self._check_open()
-        doomed = [t for t in dict.fromkeys(task_ids) if t in self._entries and
-                  self._entries[t].record.status.is_terminal]
+        doomed = [
+            t
+            for t in dict.fromkeys(task_ids)
+            if t in self._entries and self._entries[t].record.status.is_terminal
+        ]
         return self._remove(doomed)
 
     def _remove(self, task_ids: list[str]) -> int:

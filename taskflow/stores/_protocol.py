@@ -111,6 +111,16 @@ class TaskStore(Protocol):
         """
         ...
 
+    async def held_keys(self, *, limit: int) -> dict[str, str]:
+        """Idempotency keys held by SUCCESS tasks (a final state), newest first, at most `limit`.
+
+        The runtime preloads them at startup, so a key used before a restart still returns the original
+        task id from `add_task` without a round trip to the store.
+
+        Redis: a sorted set of (key, task id) by creation time, written in the same MULTI as the SUCCESS.
+        """
+        ...
+
     async def heartbeat(self, instance_id: str, *, ttl: float) -> None:
         """Mark the instance alive until now + `ttl` seconds (wall clock). `ttl` must be finite and >= 0.
 

@@ -195,6 +195,17 @@ class SqliteStore:
         """Bind `key` to `task_id` unless a non-failed task holds it, in one IMMEDIATE transaction."""
         return await self._call(ops.claim_key, key, task_id)
 
+    async def held_keys(self, *, limit: int) -> dict[str, str]:
+        """Keys held by SUCCESS tasks, newest first, at most `limit` (one indexed query)."""
+        rows = await self._call(
+            ops.fetch_all,
+            "SELECT i.key, i.task_id FROM taskflow_idempotency i"
+            " JOIN taskflow_tasks t ON t.task_id = i.task_id"
+            " WHERE t.status = 'success' ORDER BY t.created_at DESC LIMIT ?",
+            (limit,),
+        )
+        return {key: task_id for key, task_id in rows}
+
     async def heartbeat(self, instance_id: str, *, ttl: float) -> None:
         """Record that the instance is alive until now + ttl (the clock is read on the store thread)."""
         check_ttl(ttl)

@@ -86,8 +86,7 @@ COLUMNS = (
 )
 UPSERT = (
     f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 18)}) "
-    "ON CONFLICT (task_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
+    "ON CONFLICT (task_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
 )
 
 

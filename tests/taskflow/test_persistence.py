@@ -301,3 +301,46 @@ async def test_snapshot_backend_compatibility_name(tmp_path: Path) -> None:
     stored = await reopened.get(task_id)
     await reopened.close()
     assert stored is not None and stored.status is TaskStatus.SUCCESS
+
+
+async def test_idempotency_key_used_before_a_restart_returns_the_original_id(tmp_path: Path) -> None:
+    """After a restart on the same file, add_task with a key used before returns the original task id."""
+    db = str(tmp_path / "tasks.db")
+
+    def make() -> TaskManager:
+        tm = TaskManager(snapshot_db=db)
+
+        @tm.task(name="notify")
+        async def notify() -> None:
+            pass
+
+        tm.notify_fn = notify  # type: ignore[attr-defined]
+        return tm
+
+    first = make()
+    async with first.running():
+        original, _ = first.submit(first.notify_fn, (), {}, idempotency_key="order-9")  # type: ignore[attr-defined]
+        await first.dispatch(original)
+        await wait_finished(first, [original])
+    second = make()
+    async with second.running():
+        again, created = second.submit(second.notify_fn, (), {}, idempotency_key="order-9")  # type: ignore[attr-defined]
+    assert again == original and not created
+
+
+async def test_evicted_succeeded_task_keeps_its_idempotency_key() -> None:
+    """A succeeded task evicted from memory still holds its key (SUCCESS is final)."""
+    tm = TaskManager(max_terminal_records=1)
+
+    async def job() -> None:
+        pass
+
+    async with tm.running():
+        first, _ = tm.submit(job, (), {}, idempotency_key="k")
+        await tm.dispatch(first)
+        await wait_finished(tm, [first])
+        other, _ = tm.submit(job, (), {})
+        await tm.dispatch(other)
+        await wait_finished(tm, [other])
+        assert tm.table.get(first) is None  # evicted
+        assert tm.submit(job, (), {}, idempotency_key="k") == (first, False)
