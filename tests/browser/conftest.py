@@ -26,9 +26,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per module.
+
+    Not per session: Playwright's sync API keeps an asyncio loop marked as running in the main thread
+    while it is open, and every async test collected after the browser tests would then fail to start.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
