@@ -77,7 +77,7 @@ class TaskConfig:
     requeue_on_interrupt: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRecord:
     """One task's state. Field order and `to_dict()` keys are those of fastapi-taskflow 0.5.0.
 

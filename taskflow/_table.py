@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ._models import TaskRecord, TaskStatus
 
@@ -186,7 +186,7 @@ class TaskTable:
         cursor: str | None = None,
     ) -> Page:
         """Records matching every given filter, newest first, `limit` at a time after `cursor`."""
-        after = decode_cursor(cursor) if cursor is not None else None
+        after = _position(cursor) if cursor is not None else None
 
         def matches(r: TaskRecord) -> bool:
             return (
@@ -226,8 +226,15 @@ RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.IN
 """States in which a task no longer holds its idempotency key: resubmitting runs the work again."""
 
 
-def _order_key(record: TaskRecord) -> tuple[str, str]:
-    return (record.created_at.isoformat(timespec="microseconds"), record.task_id)
+def _order_key(record: TaskRecord) -> tuple[datetime, str]:
+    return (record.created_at, record.task_id)
+
+
+def _position(cursor: str) -> tuple[datetime, str]:
+    """Where a cursor points, as an order key (naive times in hand-made cursors are taken as UTC)."""
+    created, task_id = decode_cursor(cursor)
+    moment = datetime.fromisoformat(created)
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC), task_id)
 
 
 def encode_cursor(record: TaskRecord) -> str:
