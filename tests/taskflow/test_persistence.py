@@ -344,3 +344,22 @@ async def test_evicted_succeeded_task_keeps_its_idempotency_key() -> None:
         await wait_finished(tm, [other])
         assert tm.table.get(first) is None  # evicted
         assert tm.submit(job, (), {}, idempotency_key="k") == (first, False)
+
+
+async def test_shutdown_with_requeue_pending_and_a_running_task_never_raises(tmp_path: Path) -> None:
+    """fastapi-taskflow 0.5.0 crashed here (naive vs aware datetimes); taskflow interrupts and moves on."""
+    tm = TaskManager(snapshot_db=str(tmp_path / "t.db"), requeue_pending=True, shutdown_grace=0)
+    started = anyio.Event()
+
+    @tm.task()
+    async def long_job() -> None:
+        started.set()
+        await anyio.sleep(60)
+
+    async with tm.running():
+        task_id, _ = tm.submit(long_job, (), {})
+        await tm.dispatch(task_id)
+        await started.wait()
+    record = tm.get(task_id)
+    assert record.status is TaskStatus.INTERRUPTED and record.end_time is not None
+    assert record.end_time.tzinfo is not None and record.status_reason == "shutdown"
