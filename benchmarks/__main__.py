@@ -6,12 +6,13 @@
     python -m benchmarks --tiny               # tiny counts: proves the harness works, measures nothing
 
 Results go to benchmarks/results/<timestamp>.json (and latest.json); `--markdown` prints the tables
-as they appear in docs/benchmarks.md.
+as they appear in docs/benchmarks.md, and `--render FILE.json` prints a saved run again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--refresh-venvs", action="store_true", help="remake the fastapi-taskflow venvs")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--out", type=Path, help="write the JSON here instead of benchmarks/results/")
+    p.add_argument("--render", type=Path, metavar="JSON", help="print the tables of a saved run; run nothing")
     return p.parse_args(argv)
 
 
@@ -75,6 +77,9 @@ def _log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        print(_report.render(json.loads(args.render.read_text()), markdown=args.markdown))
+        return 0
     repeats = args.repeats or (1 if args.quick or args.tiny else 5)
     if "2" in args.workloads and shutil.which("wrk") is None:
         _log("workload 2 needs wrk: `apt-get install -y wrk`; reported missing until then")
@@ -90,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in workload.cases if c.system in args.systems]
         extra = ["--tiny"] if args.tiny else list(workload.quick_args) if args.quick else []
         _log(f"workload {key}: {workload.title} ({len(cases)} cases x {repeats})")
+        commit = _report.machine()["commit"]  # the tree may move during a long run: pin each workload
         results = run_workload(workload, cases, envs, repeats=repeats, extra=extra, log=_log)
         data = summarise(workload, results)
+        data["commit"] = commit
         data["columns"] = list(workload.columns)
         medians = {(r.case.system, r.case.variant): r.median() for r in results if r.runs}
         data["targets"] = CHECKS[key](medians) if "taskflow" in args.systems else []

@@ -146,7 +146,8 @@ def render(report: dict[str, Any], markdown: bool = False) -> str:
         header, rows = workload_rows(data)
         order = "lower is better" if data["lower_is_better"] else "higher is better"
         repeats = max((c["repeats"] for c in data["cases"]), default=0)
-        title = f"Workload {key}: {data['title']} ({data['unit']}, {order}; median of {repeats})"
+        at = f", at {data['commit']}" if data.get("commit") else ""
+        title = f"Workload {key}: {data['title']} ({data['unit']}, {order}; median of {repeats}{at})"
         table = render_markdown(header, rows) if markdown else render_text(header, rows)
         notes = [f"{c['system']}: {c['reason']}" for c in data["cases"] if not c["available"] and c["reason"]]
         notes += [f"{c['system']} {c['label']}: {c['errors'][0][:300]}" for c in data["cases"] if c["errors"]]
