@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+import os
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import anyio
 import httpx
@@ -11,6 +16,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from taskflow import TaskManager, TaskRecord
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def wait_until(predicate: Callable[[], bool], *, seconds: float = 10.0) -> None:
@@ -36,3 +43,34 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server_process(
+    command: list[str], port: int, *, env: dict[str, str] | None = None, timeout: float = 10
+) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
+    """Start a server process, wait (bounded) until it answers on `port`, and kill it on the way out."""
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.get("/tasks/metrics")
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"{command} did not start") from None
+                    time.sleep(0.05)
+            yield client, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)

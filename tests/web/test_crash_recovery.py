@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.test_servers import free_port
+from tests.helpers import free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,39 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def server(db: Path, runs: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
     """A uvicorn process serving tests.web.server_app on `db`."""
     port = free_port()
-    env = {
-        **os.environ,
-        "TASKFLOW_TEST_DB": str(db),
-        "TASKFLOW_TEST_RUNS": str(runs),
-        "TASKFLOW_TEST_GRACE": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.web.server_app:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "error",
-    ]
-    proc = subprocess.Popen([*cmd, "--host", "127.0.0.1"], cwd=ROOT, env=env)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    client.get("/tasks/metrics")
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("the server did not start") from None
-                    time.sleep(0.05)
-            yield client, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+    env = {"TASKFLOW_TEST_DB": str(db), "TASKFLOW_TEST_RUNS": str(runs), "TASKFLOW_TEST_GRACE": "1"}
+    command = [sys.executable, "-m", "uvicorn", "tests.web.server_app:app", "--host", "127.0.0.1"]
+    with server_process([*command, "--port", str(port), "--log-level", "error"], port, env=env) as running:
+        yield running
 
 
 def wait_all_final(client: httpx.Client, ids: list[str], timeout: float = 30) -> dict[str, str]:

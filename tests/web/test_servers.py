@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import free_port, server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = {
@@ -29,36 +29,15 @@ SERVERS = {
 }  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def running_server(
     name: str, tmp_path: Path, grace: float = 1.0
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Path]]:
     port = free_port()
     summary = tmp_path / "summary.json"
-    env = {**os.environ, "TASKFLOW_TEST_SUMMARY": str(summary), "TASKFLOW_TEST_GRACE": str(grace)}
-    proc = subprocess.Popen(SERVERS[name](port), cwd=ROOT, env=env)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    client.get("/tasks")
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError(f"{name} did not start") from None
-                    time.sleep(0.05)
-            yield client, proc, summary
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    env = {"TASKFLOW_TEST_SUMMARY": str(summary), "TASKFLOW_TEST_GRACE": str(grace)}
+    with server_process(SERVERS[name](port), port, env=env, timeout=5) as (client, proc):
+        yield client, proc, summary
 
 
 def wait_statuses(
