@@ -32,6 +32,7 @@ import anyio
 import sniffio
 
 from .._models import TaskRecord
+from .._table import Page
 from ._charts import ChartStats
 from ._payloads import change_event, dumps, record_dict, sse, stream_metrics
 
@@ -251,13 +252,17 @@ class ChangeBus:
             return None
         return seq
 
-    def snapshot(self, sub: Subscription) -> str:
-        """`event: state`: 0.5.0's keys `tasks` (the first page only) and `metrics`, then `next_cursor`."""
+    def snapshot(self, sub: Subscription, page: Page | None = None) -> str:
+        """`event: state`: 0.5.0's keys `tasks` (the first page only) and `metrics`, then `next_cursor`.
+
+        `page` is the first page when the caller fetched it (from the store); else the in-memory one.
+        """
         sub.seq = self.seq
         if self._metrics_dirty or not self.running:
             self.refresh_metrics()
         sub.metrics_version = self._metrics_version
-        page = self.manager.query(limit=self.page_size)
+        if page is None:
+            page = self.manager.query(limit=self.page_size)
         tasks = [record_dict(r, self.display_func_args) for r in page.records]
         # `next_cursor` (new) lets the page offer "older" without asking the API for the same page again.
         cursor = dumps(page.next_cursor)

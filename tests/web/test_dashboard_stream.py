@@ -163,3 +163,34 @@ def test_stream_needs_a_session_when_auth_is_on() -> None:
         wait_for(lambda: any("event: state" in c for c in chunks))
         state = next(e for e in parse("".join(chunks)) if e.get("event") == "state")
         assert json.dumps(state["data"]["metrics"])
+
+
+async def test_snapshot_after_a_restart_shows_history_from_the_store(tmp_path: Any) -> None:
+    """With a store, the stream's first page comes from it: tasks of a previous run are on the dashboard."""
+    db = str(tmp_path / "tasks.db")
+    first = TaskManager(snapshot_db=db)
+
+    async def old_job() -> None:
+        pass
+
+    async with first.running():
+        old_id, _ = first.submit(old_job, (), {})
+        await first.dispatch(old_id)
+        await wait_until(lambda: first.get(old_id).status.is_terminal)
+
+    app = FastAPI()
+    manager = TaskManager(snapshot_db=db)
+    admin = TaskAdmin(app, manager)
+    responses: list[httpx.Response] = []
+    async with serve(app) as client:
+
+        async def read() -> None:
+            responses.append(await client.get("/tasks/dashboard/stream"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            await wait_until(lambda: admin.bus.subscribers == 1)
+            admin.bus.close()
+    state = parse(responses[0].text)[0]
+    assert state["event"] == "state"
+    assert [t["task_id"] for t in state["data"]["tasks"]] == [old_id]
