@@ -55,3 +55,37 @@ def test_supervised_worker_example_is_covered() -> None:
     assert any(
         "supervised_worker" in p.read_text() for p in (ROOT / "tests" / "supervisors").glob("test_*.py")
     )
+
+
+async def test_production_example_persists_and_guards_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/production_app.py: durable tasks land in its SQLite file; the API needs a login."""
+    monkeypatch.setenv("TASKFLOW_DB", str(tmp_path / "prod.db"))
+    sys.modules.pop("examples.production_app", None)
+    module = importlib.import_module("examples.production_app")
+    try:
+        async with serve(module.app) as client:
+            first = (await client.post("/orders/42")).json()["task_id"]
+            again = (await client.post("/orders/42")).json()["task_id"]
+            report = (await client.post("/reports/2026-11-28")).json()["task_id"]
+            await wait_finished(module.task_manager, [first, report])
+            assert (await client.get("/tasks")).status_code == 401
+            login = await client.post(
+                "/tasks/auth/login",
+                data={"username": "admin", "password": "admin"},
+                headers={"Origin": "http://testserver"},
+            )
+            assert login.status_code in (302, 303)
+            listing = (await client.get("/tasks")).json()  # the client kept the session cookie
+    finally:
+        sys.modules.pop("examples.production_app", None)
+    assert first == again
+    assert {t["task_id"] for t in listing} == {first, report}
+    from taskflow.stores import SqliteStore
+
+    store = SqliteStore(str(tmp_path / "prod.db"))
+    await store.open()
+    stored = await store.get(first)
+    await store.close()
+    assert stored is not None and stored.status.value == "success"
