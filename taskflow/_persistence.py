@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
@@ -26,8 +26,11 @@ from ._models import TaskRecord, TaskStatus, utcnow
 from ._table import SETTLED_KEYS_LIMIT
 from .stores import BatchWriter, RecoveredTask, TaskStore, WriterStatistics
 
-if TYPE_CHECKING:
-    from ._runtime import TaskRuntime
+
+class Adopter(Protocol):
+    """What recovery hands orphaned tasks to (the runtime)."""
+
+    def adopt(self, orphan: RecoveredTask) -> None: ...
 
 _log = logging.getLogger("taskflow.store")
 
@@ -131,7 +134,7 @@ class Persistence:
             await writer.flush()
 
     async def maintain(
-        self, runtime: TaskRuntime, *, task_status: AnyioTaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self, runtime: Adopter, *, task_status: AnyioTaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Heartbeat, recover orphaned tasks and prune old history, until cancelled."""
         await self._recover(runtime)
@@ -151,7 +154,7 @@ class Persistence:
             except Exception:  # a failing store must never take the app down: try again next beat
                 _log.exception("task store maintenance failed; retrying in %.1f s", self.heartbeat_interval)
 
-    async def _recover(self, runtime: TaskRuntime) -> None:
+    async def _recover(self, runtime: Adopter) -> None:
         try:
             orphans = await self.store.claim_orphans(self.instance_id)
         except Exception:

@@ -13,8 +13,7 @@ import contextvars
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,14 +26,15 @@ from ._codec import encode_call
 from ._context import TaskScope, bind, unbind
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError, PayloadError
+from ._lifespan import TaskLifespan
 from ._metrics import MetricsRecorder, TaskManagerStatistics
 from ._models import TaskConfig, TaskRecord, TaskStatus, utcnow
-from ._persistence import Persistence, recovery_decision, request_records
+from ._persistence import Persistence, request_records
 from ._registry import RetryOn, TaskDefinition, TaskRegistry
 from ._table import TaskTable
 from ._tracker import Tracker
 from .observers import FileLogger, LifecycleEvent, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
-from .stores import RecoveredTask, TaskStore
+from .stores import TaskStore
 
 _log = logging.getLogger("taskflow")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,7 +60,7 @@ def _check_seconds(name: str, value: float) -> None:
         raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
-class TaskRuntime(TaskActions):
+class TaskRuntime(TaskLifespan, TaskActions):
     """Tasks as supervised actors. `TaskManager` (in taskflow.web) adds the FastAPI members."""
 
     def __init__(
@@ -361,27 +361,20 @@ class TaskRuntime(TaskActions):
         await self._dispatcher.drain()
 
     def _attempt_callable(self, record: TaskRecord, definition: TaskDefinition) -> Callable[[], Any]:
+        """The callable the supervisor runs for each attempt: binds the task scope, then calls the function.
+
+        One closure per task (this is on the hot path); the arguments are resolved per attempt, so
+        encrypted ones are decrypted here, inside the actor, and nowhere else.
+        """
         func = definition.func
         on_log = self._on_log
         cipher = self._cipher
 
-        def arguments() -> tuple[tuple[Any, ...], dict[str, Any]]:
-            # Encrypted arguments are decrypted here, inside the actor, and nowhere else.
-            if record.encrypted_payload is None:
-                return record.args, record.kwargs
-            if cipher is None:
-                raise PayloadError("the task's arguments are encrypted but no encrypt_args_key is configured")
-            return cipher.decrypt_call(record.encrypted_payload)
-
-        def scope() -> TaskScope:
-            info = current_attempt()
-            return TaskScope(record, info.attempt - 1 if info is not None else 0, on_log)
-
         if definition.is_async:
 
             async def run_async_attempt() -> Any:
-                args, kwargs = arguments()
-                token = bind(scope())
+                args, kwargs = _arguments(record, cipher)
+                token = bind(TaskScope(record, _attempt_index(), on_log))
                 try:
                     return await func(*args, **kwargs)
                 finally:
@@ -390,8 +383,8 @@ class TaskRuntime(TaskActions):
             return run_async_attempt
 
         def run_sync_attempt() -> Any:
-            args, kwargs = arguments()
-            token = bind(scope())
+            args, kwargs = _arguments(record, cipher)
+            token = bind(TaskScope(record, _attempt_index(), on_log))
             try:
                 return func(*args, **kwargs)
             finally:
@@ -452,59 +445,6 @@ class TaskRuntime(TaskActions):
             )
         self.changed(record)
 
-    def on_interrupted(self, record: TaskRecord, reason: str) -> None:
-        """A task stopped by shutdown: kept for the next start when it may run again, else INTERRUPTED."""
-        if record.status.is_terminal:
-            return
-        persistence = self._persistence
-        live = self._live.pop(record.task_id, None)
-        definition = live.definition if live is not None else None
-        requeue = (
-            persistence is not None
-            and persistence.active
-            and definition is not None
-            and (
-                definition.config.requeue_on_interrupt
-                if record.status is TaskStatus.RUNNING
-                else (
-                    self.requeue_pending
-                    or definition.config.persist
-                    or definition.config.requeue_on_interrupt
-                )
-            )
-        )
-        if not requeue:
-            self._tracker.finish(record, TaskStatus.INTERRUPTED, reason=reason)
-            return
-        assert persistence is not None
-        record.status_reason = f"requeued: interrupted by {reason}"
-        if record.status is TaskStatus.RUNNING:
-            record.logs.append(f"--- Requeued: interrupted by {reason} ---")
-            self.table.set_status(record, TaskStatus.PENDING)
-        persistence.save(record, requeue=True)
-        self.changed(record)
-
-    def adopt(self, orphan: RecoveredTask) -> None:
-        """Take over a task of a lost instance (claimed atomically): re-run it or mark it INTERRUPTED."""
-        record = orphan.record
-        definition = self.registry.find(record.func_name)
-        status, reason = recovery_decision(orphan, can_run=definition is not None)
-        record.status_reason = reason
-        if status is TaskStatus.PENDING and definition is not None:
-            record.status = TaskStatus.PENDING
-            record.logs.append(f"--- {reason} ---")
-            self._accept(record, definition, contextvars.copy_context())
-            if self._root is not None:
-                self._start(record, self._live[record.task_id])
-            return
-        record.status = TaskStatus.INTERRUPTED
-        record.end_time = utcnow()
-        self.table.add(record)
-        self._metrics.record_finished(record)
-        if self._persistence is not None:
-            self._persistence.save(record, requeue=False)
-        self.changed(record)
-
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(record)` after every change (may be called from worker threads for log lines)."""
         self._listeners.append(listener)
@@ -519,79 +459,6 @@ class TaskRuntime(TaskActions):
                 listener(record)
             except Exception:  # a broken listener must not break a task
                 _log.exception("task listener %r failed", listener)
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    @property
-    def is_persistent(self) -> bool:
-        """True while a store is open (between the start and the end of `running()`)."""
-        return self._persistence is not None and self._persistence.active
-
-    def refuse(self, record: TaskRecord, reason: str) -> None:
-        """Withdraw an accepted task that never started (e.g. its commit failed): CANCELLED, never run."""
-        if record.status is TaskStatus.PENDING:
-            live = self._live.get(record.task_id)
-            if live is not None and live.handle is not None:
-                live.handle.cancel(reason=reason)
-            self._tracker.finish(record, TaskStatus.CANCELLED, reason=reason)
-
-    @property
-    def is_running(self) -> bool:
-        """True while `running()` holds the supervision tree open."""
-        return self._root is not None
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[TaskRuntime]:
-        """Own the tasks for the duration of the block (the app's lifespan): drain, then cancel, on exit."""
-        if self._root is not None:
-            raise RuntimeError("this task manager is already running (one lifespan at a time)")
-        root = Supervisor(
-            Policy(
-                name="taskflow", max_concurrency=self.max_concurrent_tasks, max_threads=self.max_sync_threads
-            ),
-            name="taskflow",
-            hooks=[self._tracker],
-            shutdown_grace=self.shutdown_grace,
-            checkpoint_timeout=self.checkpoint_timeout,
-        )
-        persistence = self._persistence
-        maintenance = anyio.CancelScope()
-
-        async def maintain(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-            assert persistence is not None
-            with maintenance:
-                await persistence.maintain(self, task_status=task_status)
-
-        try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(self._dispatcher.run)
-                if persistence is not None:
-                    await persistence.start(tg)
-                    self.table.remember_settled_keys(await persistence.settled_keys())
-                try:
-                    async with root:
-                        self._root = root
-                        if persistence is not None:
-                            await tg.start(maintain)  # first recovery runs before the app serves
-                        yield self
-                finally:
-                    self._root = None
-                    self._supervisors.clear()
-                    maintenance.cancel()
-                    self._interrupt_undispatched()
-                    if persistence is not None:
-                        await persistence.close()
-                    tg.cancel_scope.cancel()
-        finally:
-            if persistence is not None:
-                await persistence.close_store()
-
-    def _interrupt_undispatched(self) -> None:
-        # Tasks accepted but never handed to a supervisor (their response was still being sent).
-        for task_id, live in list(self._live.items()):
-            record = self.table.get(task_id)
-            if record is not None and live.handle is None and record.status is TaskStatus.PENDING:
-                self.on_interrupted(record, "shutdown")
 
     def statistics(self) -> TaskManagerStatistics:
         """A frozen snapshot of counts, durations, throughput and the supervision tree."""
@@ -614,3 +481,17 @@ class TaskRuntime(TaskActions):
     async def flush_observers(self) -> None:
         """Deliver every queued observer event now (handy in tests)."""
         await self._dispatcher.drain()
+
+
+def _arguments(record: TaskRecord, cipher: ArgsCipher | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if record.encrypted_payload is None:
+        return record.args, record.kwargs
+    if cipher is None:
+        raise PayloadError("the task's arguments are encrypted but no encrypt_args_key is configured")
+    return cipher.decrypt_call(record.encrypted_payload)
+
+
+def _attempt_index() -> int:
+    """The 0-based attempt number (fastapi-taskflow's TaskContext.attempt) of the running attempt."""
+    info = current_attempt()
+    return info.attempt - 1 if info is not None else 0
