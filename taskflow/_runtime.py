@@ -3,8 +3,8 @@
 It owns the registry, the live task table, the supervision tree and the observer fan-out, and drives each
 task through its life: `submit` (in the request) creates the PENDING record; `dispatch` (after the response)
 hands it to its policy's supervisor, or runs it inline when no lifespan is running; the `Tracker` applies
-the supervisor's events to the record. `running()` is the lifespan: it opens the task group that every task
-and the observer dispatcher live in, and shuts it down gracefully.
+the supervisor's events to the record. The lifespan (`running()`, settlements at shutdown, adoption of a lost
+instance's tasks) lives in `_lifespan.py`, and the actions (lookups, cancel, retry, metrics) in `_actions.py`.
 """
 
 from __future__ import annotations
