@@ -78,6 +78,7 @@ class ChangeBus:
         self.charts = ChartStats()
         self._ring: list[tuple[int, str, str] | None] = [None] * RING_SIZE
         self._subscribers: set[Subscription] = set()
+        self._unpublished_after: int | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, TaskRecord] = {}
         self._wake: anyio.Event | None = None
@@ -202,6 +203,14 @@ class ChangeBus:
             await anyio.sleep(FLUSH_INTERVAL)
 
     def _publish(self, records: Any) -> None:
+        if not self._subscribers:
+            # Nobody is watching: keep the charts current but skip building events nobody reads. A client
+            # that reconnects later with an older Last-Event-ID gets a fresh snapshot instead.
+            for record in records:
+                self.charts.observe(record)
+            self._metrics_dirty = True
+            self._unpublished_after = self.seq
+            return
         ring = self._ring
         for record in records:
             self.seq += 1
@@ -250,6 +259,8 @@ class ChangeBus:
         seq = int(number)
         if seq > self.seq or self.seq - seq >= RING_SIZE:
             return None
+        if self._unpublished_after is not None and seq <= self._unpublished_after:
+            return None  # changes after it were not kept in the ring (nobody was subscribed)
         return seq
 
     def snapshot(self, sub: Subscription, page: Page | None = None) -> str:

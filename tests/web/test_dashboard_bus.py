@@ -130,6 +130,7 @@ async def test_changes_from_plain_threads_wake_the_flusher() -> None:
 async def test_resume_replays_only_what_was_missed() -> None:
     """A Last-Event-ID of this bus resumes after it; a foreign, future or too old one gets a snapshot."""
     async with running_bus() as bus:
+        bus.subscribe()  # another client stays connected, so the ring keeps every change
         bus._on_change(record(1))
         await wait_until(lambda: bus.seq == 1)
         seen = bus.event_id(bus.seq)
@@ -141,6 +142,15 @@ async def test_resume_replays_only_what_was_missed() -> None:
         assert [e["data"]["task_id"] for e in parse(bus.drain(sub)) if e["event"] == "task"] == ["task-0002"]
         for foreign in ("deadbeef-1", f"{bus.epoch}-99", f"{bus.epoch}-x", "", None, "junk"):
             assert bus.resume_point(foreign) is None
+
+
+async def test_changes_while_nobody_watches_are_not_serialised_and_resume_gets_a_snapshot() -> None:
+    """With no client connected, changes skip the ring (no JSON built); a later resume gets `state`."""
+    async with running_bus() as bus:
+        seen = bus.event_id(bus.seq)
+        bus._publish([record(1), record(2)])
+        assert bus.seq == 0 and all(entry is None for entry in bus._ring)
+        assert bus.resume_point(seen) is None
 
 
 async def test_a_client_behind_the_ring_gets_a_snapshot() -> None:
