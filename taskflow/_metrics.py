@@ -64,7 +64,8 @@ class MetricsRecorder:
         self._durations: deque[float] = deque(maxlen=DURATION_SAMPLES)
         self._duration_sum = 0.0
         self._duration_count = 0
-        self._completions: deque[float] = deque()
+        # Completions per whole second of the last THROUGHPUT_WINDOW: memory stays flat whatever the rate.
+        self._completions: deque[list[int]] = deque()
 
     def record_finished(self, record: TaskRecord) -> None:
         """Count a task that reached a terminal state."""
@@ -74,14 +75,18 @@ class MetricsRecorder:
             self._durations.append(duration)
             self._duration_sum += duration
             self._duration_count += 1
-        now = time.monotonic()
-        self._completions.append(now)
-        self._prune(now)
+        second = int(time.monotonic())
+        completions = self._completions
+        if completions and completions[-1][0] == second:
+            completions[-1][1] += 1
+        else:
+            completions.append([second, 1])
+            self._prune(second)
 
     def _prune(self, now: float) -> None:
         cutoff = now - THROUGHPUT_WINDOW
         completions = self._completions
-        while completions and completions[0] < cutoff:
+        while completions and completions[0][0] < cutoff:
             completions.popleft()
 
     def snapshot(
@@ -109,6 +114,6 @@ class MetricsRecorder:
             avg_duration_seconds=avg,
             p50_duration_seconds=p50,
             p95_duration_seconds=p95,
-            throughput_per_second=round(len(self._completions) / THROUGHPUT_WINDOW, 3),
+            throughput_per_second=round(sum(c for _, c in self._completions) / THROUGHPUT_WINDOW, 3),
             supervisor=supervisor,
         )

@@ -625,3 +625,38 @@ def test_table_restored_old_records_fall_back_to_a_sorted_walk() -> None:
     assert [r.task_id for r in table.query(limit=1, cursor=table.query(limit=2).next_cursor).records] == [
         "old"
     ]
+
+
+def test_traceback_keeps_frames_and_chained_causes() -> None:
+    """The stored traceback has every frame and the chained cause, like traceback.format_exception."""
+    from taskflow._tracker import format_traceback
+
+    def inner() -> None:
+        raise ValueError("root cause")
+
+    def outer() -> None:
+        try:
+            inner()
+        except ValueError as exc:
+            raise RuntimeError("wrapped") from exc
+
+    try:
+        outer()
+    except RuntimeError as exc:
+        text = format_traceback(exc)
+    assert "ValueError: root cause" in text and "RuntimeError: wrapped" in text
+    assert "direct cause of the following exception" in text
+    assert "in inner" in text and "in outer" in text and "^^^" not in text
+
+
+def test_throughput_counts_completions_in_constant_memory() -> None:
+    """Throughput is completions in the last minute, kept as per-second counts (flat memory at any rate)."""
+    from taskflow import TaskRecord
+    from taskflow._metrics import MetricsRecorder
+
+    recorder = MetricsRecorder()
+    for n in range(3000):
+        recorder.record_finished(TaskRecord(f"t{n}", "f", TaskStatus.SUCCESS))
+    stats = recorder.snapshot(0, 0, None)
+    assert stats.throughput_per_second == round(3000 / 60, 3) and stats.success == 3000
+    assert len(recorder._completions) <= 61
