@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,14 +23,19 @@ class TaskManager(TaskRuntime):
 
     _host: RuntimeHost | None = None
 
-    def get_tasks(self, background_tasks: BackgroundTasks) -> ManagedBackgroundTasks:
-        """FastAPI dependency: `tasks = Depends(task_manager.get_tasks)` (no install() needed)."""
+    async def get_tasks(self, background_tasks: BackgroundTasks) -> ManagedBackgroundTasks:
+        """FastAPI dependency: `tasks = Depends(task_manager.get_tasks)` (no install() needed).
+
+        A coroutine function so that FastAPI calls it on the event loop: a plain `def` dependency costs a
+        worker-thread round trip on every request. To wrap a `BackgroundTasks` by hand, construct
+        `ManagedBackgroundTasks(task_manager, background_tasks)`.
+        """
         if isinstance(background_tasks, ManagedBackgroundTasks) and background_tasks.task_manager is self:
             return background_tasks
         return ManagedBackgroundTasks(self, background_tasks)
 
     @property
-    def background_tasks(self) -> Callable[[BackgroundTasks], ManagedBackgroundTasks]:
+    def background_tasks(self) -> Callable[[BackgroundTasks], Awaitable[ManagedBackgroundTasks]]:
         """Alias of `get_tasks`, for `Depends(task_manager.background_tasks)`."""
         return self.get_tasks
 

@@ -175,3 +175,10 @@ async def test_startup_and_shutdown_coroutines_for_manual_lifespans() -> None:
     finally:
         await tm.shutdown()
     assert record.status is TaskStatus.SUCCESS and not tm.is_running
+
+
+def test_get_tasks_is_called_on_the_event_loop_not_in_a_thread() -> None:
+    """Depends(get_tasks) is a coroutine function, so FastAPI does not pay a thread hop per request."""
+    import inspect
+
+    assert inspect.iscoroutinefunction(TaskManager().get_tasks)
