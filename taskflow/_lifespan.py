@@ -8,6 +8,7 @@ next start when it may run again, else INTERRUPTED) before the store is closed.
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,12 @@ from supervisors import Policy, Supervisor
 
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._persistence import recovery_decision
+from .observers import LogEvent
 from .stores import RecoveredTask
+
+_store_log = logging.getLogger("taskflow.store")
+STORE_EVENT_NAME = "taskflow.store"
+"""The `func_name` of the LogEvents that report the state of the task store to observers."""
 
 if TYPE_CHECKING:
     from ._metrics import MetricsRecorder
@@ -180,3 +186,12 @@ class TaskLifespan:
         if self._persistence is not None:
             self._persistence.save(record, requeue=False)
         self.changed(record)
+
+    def report_store_problem(self, message: str, *, level: str) -> None:
+        """Make a store failure (or its recovery) visible: the `taskflow.store` logger and every observer.
+
+        Observers receive it as a `LogEvent` of the pseudo-task `taskflow.store` (empty task id).
+        """
+        _store_log.log(logging.ERROR if level == "error" else logging.INFO, "%s", message)
+        if self._dispatcher.active:
+            self._dispatcher.emit_log(LogEvent("", STORE_EVENT_NAME, message, level, utcnow(), 0))

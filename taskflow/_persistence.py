@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
@@ -32,6 +33,9 @@ class Adopter(Protocol):
 
     def adopt(self, orphan: RecoveredTask) -> None: ...
 
+    def report_store_problem(self, message: str, *, level: str) -> None: ...
+
+
 _log = logging.getLogger("taskflow.store")
 
 request_records: contextvars.ContextVar[list[TaskRecord] | None] = contextvars.ContextVar(
@@ -40,6 +44,12 @@ request_records: contextvars.ContextVar[list[TaskRecord] | None] = contextvars.C
 """Set by the web middleware for one request: the records added while handling it (any thread)."""
 
 CLOSE_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class _WriteAlarm:
+    failures: int = 0
+    raised: bool = False
 
 
 class Persistence:
@@ -140,10 +150,12 @@ class Persistence:
         await self._recover(runtime)
         task_status.started()
         last_prune = -1e18
+        alarm = _WriteAlarm()
         while True:
             await anyio.sleep(self.heartbeat_interval)
             if self._inbox:
                 self._drain_inbox()
+            self._report_writer(runtime, alarm)
             try:
                 await self.store.heartbeat(self.instance_id, ttl=self.heartbeat_ttl)
                 await self._recover(runtime)
@@ -153,6 +165,25 @@ class Persistence:
                     await self.store.delete_before(utcnow() - timedelta(days=self.retention_days))
             except Exception:  # a failing store must never take the app down: try again next beat
                 _log.exception("task store maintenance failed; retrying in %.1f s", self.heartbeat_interval)
+
+    def _report_writer(self, runtime: Adopter, alarm: _WriteAlarm) -> None:
+        """Tell observers when writes start failing (again), and when they recover."""
+        stats = self.statistics()
+        if stats is None:
+            return
+        if stats.retrying and stats.failures > alarm.failures:
+            alarm.failures = stats.failures
+            alarm.raised = True
+            runtime.report_store_problem(
+                f"task store writes are failing ({stats.failures} so far, last: {stats.last_error}); "
+                f"{stats.queued} records wait, retried with backoff: nothing is dropped",
+                level="error",
+            )
+        elif alarm.raised and not stats.retrying:
+            alarm.raised = False
+            runtime.report_store_problem(
+                "task store writes recovered; the queued records are committed", level="info"
+            )
 
     async def _recover(self, runtime: Adopter) -> None:
         try:

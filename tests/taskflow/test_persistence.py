@@ -363,3 +363,28 @@ async def test_shutdown_with_requeue_pending_and_a_running_task_never_raises(tmp
     record = tm.get(task_id)
     assert record.status is TaskStatus.INTERRUPTED and record.end_time is not None
     assert record.end_time.tzinfo is not None and record.status_reason == "shutdown"
+
+
+async def test_store_failures_and_recovery_reach_the_observers() -> None:
+    """Failing writes are reported to observers (pseudo-task `taskflow.store`), and so is the recovery."""
+    from taskflow import InMemoryLogger
+
+    store = GatedStore()
+    store.gate.set()
+    memory = InMemoryLogger()
+    tm = TaskManager(snapshot_backend=store, loggers=[memory], heartbeat_interval=0.02, heartbeat_ttl=1)
+
+    async def job() -> None:
+        pass
+
+    async with tm.running():
+        store.failures_left = 1_000_000  # the disk is full until further notice
+        task_id, _ = tm.submit(job, (), {})
+        await tm.dispatch(task_id)
+        await wait_until(lambda: any(e.func_name == "taskflow.store" for e in memory.log_events))
+        store.failures_left = 0
+        await wait_until(lambda: any("recovered" in e.message for e in memory.log_events))
+        await wait_finished(tm, [task_id])
+    reports = [(e.level, e.message) for e in memory.log_events if e.func_name == "taskflow.store"]
+    assert reports[0][0] == "error" and "failing" in reports[0][1] and "OSError" in reports[0][1]
+    assert reports[-1][0] == "info" and "recovered" in reports[-1][1]
