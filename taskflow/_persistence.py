@@ -134,6 +134,12 @@ class Persistence:
         )
         return False
 
+    async def wait_committed(self, batch: int) -> None:
+        """Wait until batch `batch` (a number `save` returned) is committed."""
+        writer = self.writer
+        if writer is not None:
+            await writer.wait_committed(batch)
+
     async def sync(self) -> None:
         """Wait until every state queued so far is committed (before reading history from the store)."""
         writer = self.writer

@@ -48,6 +48,7 @@ class _Live:
     definition: TaskDefinition
     context: contextvars.Context
     handle: ChildHandle | None = None
+    running_batch: int | None = None  # a durable task starts only once its RUNNING state is committed
 
 
 def _check_cap(name: str, value: int | None) -> None:
@@ -309,7 +310,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
             if record.status is not TaskStatus.PENDING:
                 return  # cancelled while the key was being claimed
         if self._root is None:
-            await self._run_inline(record, live, self._attempt_callable(record, live.definition))
+            await self._run_inline(record, live, self._attempt_callable(record, live))
         else:
             self._start(record, live)
 
@@ -335,7 +336,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
             supervisor = self._supervisors[definition.policy.name] = root.child(definition.policy)
         try:
             live.handle = supervisor.start_soon(
-                self._attempt_callable(record, definition),
+                self._attempt_callable(record, live),
                 name=definition.name,
                 key=record.task_id,
                 context=live.context,
@@ -360,19 +361,26 @@ class TaskRuntime(TaskLifespan, TaskActions):
             live.context.run(tg.start_soon, run)
         await self._dispatcher.drain()
 
-    def _attempt_callable(self, record: TaskRecord, definition: TaskDefinition) -> Callable[[], Any]:
+    def _attempt_callable(self, record: TaskRecord, live: _Live) -> Callable[[], Any]:
         """The callable the supervisor runs for each attempt: binds the task scope, then calls the function.
 
         One closure per task (this is on the hot path); the arguments are resolved per attempt, so
         encrypted ones are decrypted here, inside the actor, and nowhere else.
         """
+        definition = live.definition
         func = definition.func
         on_log = self._on_log
         cipher = self._cipher
+        persistence = self._persistence
 
         if definition.is_async:
 
             async def run_async_attempt() -> Any:
+                if live.running_batch is not None and persistence is not None:
+                    # Its RUNNING state must be durable before the body runs: after a crash the task is
+                    # then INTERRUPTED (or requeued if it allows it), never silently run a second time.
+                    batch, live.running_batch = live.running_batch, None
+                    await persistence.wait_committed(batch)
                 args, kwargs = _arguments(record, cipher)
                 token = bind(TaskScope(record, _attempt_index(), on_log))
                 try:
@@ -383,6 +391,9 @@ class TaskRuntime(TaskLifespan, TaskActions):
             return run_async_attempt
 
         def run_sync_attempt() -> Any:
+            if live.running_batch is not None and persistence is not None:
+                batch, live.running_batch = live.running_batch, None
+                anyio.from_thread.run(persistence.wait_committed, batch)  # this worker thread waits
             args, kwargs = _arguments(record, cipher)
             token = bind(TaskScope(record, _attempt_index(), on_log))
             try:
@@ -398,7 +409,11 @@ class TaskRuntime(TaskLifespan, TaskActions):
         """Move a record to a new state and fan the change out (store, metrics, observers, listeners)."""
         self.table.set_status(record, status)
         if self._persistence is not None:
-            self._persistence.save(record, requeue=self._requeue_flag(record))
+            batch = self._persistence.save(record, requeue=self._requeue_flag(record))
+            if status is TaskStatus.RUNNING and batch is not None and self._persistence.active:
+                live = self._live.get(record.task_id)
+                if live is not None and (self.requeue_pending or live.definition.config.persist):
+                    live.running_batch = batch
         if status.is_terminal:
             self._live.pop(record.task_id, None)
             self._metrics.record_finished(record)

@@ -388,3 +388,42 @@ async def test_store_failures_and_recovery_reach_the_observers() -> None:
     reports = [(e.level, e.message) for e in memory.log_events if e.func_name == "taskflow.store"]
     assert reports[0][0] == "error" and "failing" in reports[0][1] and "OSError" in reports[0][1]
     assert reports[-1][0] == "info" and "recovered" in reports[-1][1]
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_a_durable_task_runs_only_once_its_running_state_is_committed(kind: str) -> None:
+    """A persist=True task's body waits for RUNNING to be durable, so a crash cannot make it run twice."""
+    from taskflow import get_task_context
+
+    store = GatedStore()
+    store.gate.set()
+    tm = TaskManager(snapshot_backend=store)
+    seen: list[TaskStatus] = []
+
+    def stored_status() -> TaskStatus:
+        ctx = get_task_context()
+        assert ctx is not None
+        entry = store._entries[ctx.task_id]
+        return entry.record.status
+
+    if kind == "async":
+
+        @tm.task(persist=True)
+        async def job() -> None:
+            seen.append(stored_status())
+    else:
+
+        @tm.task(persist=True)
+        def job() -> None:
+            seen.append(stored_status())
+
+    async with tm.running():
+        store.gate = anyio.Event()  # writes hang from now on
+        task_id, _ = tm.submit(job, (), {})
+        await tm.dispatch(task_id)
+        await wait_until(lambda: tm.get(task_id).status is TaskStatus.RUNNING)
+        await anyio.wait_all_tasks_blocked()
+        assert seen == []  # not started: RUNNING is not durable yet
+        store.gate.set()
+        await wait_finished(tm, [task_id])
+    assert seen == [TaskStatus.RUNNING]
