@@ -193,3 +193,15 @@ def test_supervisor_validates_its_arguments(kwargs: dict[str, float], message: s
     """Bad supervisor settings raise ValueError naming the argument."""
     with pytest.raises(ValueError, match=message):
         Supervisor(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_system_clock_reads_the_running_loops_time() -> None:
+    """SystemClock.now() is the event loop's clock on either backend (what anyio.current_time() says)."""
+    import anyio
+
+    from supervisors import SystemClock
+
+    before = anyio.current_time()
+    now = SystemClock().now()
+    after = anyio.current_time()
+    assert before <= now <= after
