@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 
 import anyio
 
-from supervisors import ChildHandle, Policy, Supervisor, SupervisorClosed, current_attempt, run_supervised
+from supervisors import ChildHandle, Policy, Supervisor, SupervisorClosed, run_supervised
 
 from ._actions import TaskActions
+from ._actor import attempt_callable
 from ._codec import encode_call
-from ._context import TaskScope, bind, unbind
 from ._encryption import ArgsCipher
-from ._exceptions import ConfigurationError, PayloadError
+from ._exceptions import ConfigurationError
 from ._lifespan import TaskLifespan
 from ._metrics import MetricsRecorder, TaskManagerStatistics
 from ._models import TaskConfig, TaskRecord, TaskStatus, utcnow
@@ -362,46 +362,8 @@ class TaskRuntime(TaskLifespan, TaskActions):
         await self._dispatcher.drain()
 
     def _attempt_callable(self, record: TaskRecord, live: _Live) -> Callable[[], Any]:
-        """The callable the supervisor runs for each attempt: binds the task scope, then calls the function.
-
-        One closure per task (this is on the hot path); the arguments are resolved per attempt, so
-        encrypted ones are decrypted here, inside the actor, and nowhere else.
-        """
-        definition = live.definition
-        func = definition.func
-        on_log = self._on_log
-        cipher = self._cipher
-        persistence = self._persistence
-
-        if definition.is_async:
-
-            async def run_async_attempt() -> Any:
-                if live.running_batch is not None and persistence is not None:
-                    # Its RUNNING state must be durable before the body runs: after a crash the task is
-                    # then INTERRUPTED (or requeued if it allows it), never silently run a second time.
-                    batch, live.running_batch = live.running_batch, None
-                    await persistence.wait_committed(batch)
-                args, kwargs = _arguments(record, cipher)
-                token = bind(TaskScope(record, _attempt_index(), on_log))
-                try:
-                    return await func(*args, **kwargs)
-                finally:
-                    unbind(token)
-
-            return run_async_attempt
-
-        def run_sync_attempt() -> Any:
-            if live.running_batch is not None and persistence is not None:
-                batch, live.running_batch = live.running_batch, None
-                anyio.from_thread.run(persistence.wait_committed, batch)  # this worker thread waits
-            args, kwargs = _arguments(record, cipher)
-            token = bind(TaskScope(record, _attempt_index(), on_log))
-            try:
-                return func(*args, **kwargs)
-            finally:
-                unbind(token)
-
-        return run_sync_attempt
+        """The callable the supervisor runs for each attempt of this task (see `_actor.py`)."""
+        return attempt_callable(record, live, self._on_log, self._cipher, self._persistence)
 
     # -- state changes (called by the tracker and the actions) -----------------------------------------
 
@@ -496,17 +458,3 @@ class TaskRuntime(TaskLifespan, TaskActions):
     async def flush_observers(self) -> None:
         """Deliver every queued observer event now (handy in tests)."""
         await self._dispatcher.drain()
-
-
-def _arguments(record: TaskRecord, cipher: ArgsCipher | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if record.encrypted_payload is None:
-        return record.args, record.kwargs
-    if cipher is None:
-        raise PayloadError("the task's arguments are encrypted but no encrypt_args_key is configured")
-    return cipher.decrypt_call(record.encrypted_payload)
-
-
-def _attempt_index() -> int:
-    """The 0-based attempt number (fastapi-taskflow's TaskContext.attempt) of the running attempt."""
-    info = current_attempt()
-    return info.attempt - 1 if info is not None else 0
