@@ -59,9 +59,15 @@ async def run_child(
     try:
         # A child cancelled or interrupted while still queued never starts.
         if handle._final is None and not handle._interrupting:
-            with anyio.CancelScope() as scope:
-                handle._scope = scope
-                await _supervise(sup, handle, relay)
+            if sup._root._cancelling:
+                sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
+            else:
+                with anyio.CancelScope() as scope:
+                    handle._scope = scope
+                    await _supervise(sup, handle, relay)
+                if scope.cancelled_caught and handle._final is None and not handle._interrupting:
+                    # Neither cancelled by its handle nor interrupted: the host is stopping every child.
+                    sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
         if handle._interrupting:
             await _interrupted(sup, handle)
     except anyio.get_cancelled_exc_class():

@@ -18,6 +18,7 @@ from ._clock import Clock, SystemClock
 from ._events import Hook, HookFn, normalize_hooks
 from ._exceptions import SupervisorClosed, SupervisorStateError, find_restart_limit, leaves
 from ._handle import ChildHandle
+from ._host import ChildHost, make_host
 from ._policy import Policy, Restart, check_seconds
 from ._runner import Site, callable_name, is_async_callable, next_child_id
 from ._shutdown import ShutdownReport, shut_down_tree
@@ -76,6 +77,8 @@ class Supervisor:
         self._root: Supervisor = self
         self._children: dict[str, Supervisor] = {}
         self._tg: TaskGroup | None = None
+        self._host: ChildHost | None = None  # the root's: where every child task of the tree runs
+        self._cancelling = False  # the root's: set when its host stops every child
         self._live: dict[int, ChildHandle] = {}  # children whose task has not exited yet
         self._idle: anyio.Event | None = None  # set when _live empties, created only by shutdown
         self._restart_times: deque[float] = deque()
@@ -137,6 +140,11 @@ class Supervisor:
             raise SupervisorStateError("Cannot enter a supervisor more than once")
         tg = anyio.create_task_group()
         await tg.__aenter__()
+        try:
+            self._host = await tg.start(make_host(self._cancel_children).run)
+        except BaseException as error:
+            await tg.__aexit__(type(error), error, error.__traceback__)
+            raise
         self._tg = tg
         self._set_state(_RUNNING)
         return self
@@ -152,6 +160,9 @@ class Supervisor:
             await self.shutdown(grace=None if exc is None else 0.0)
         except BaseException as error:  # handed on to the task group, which re-raises it
             exc_type, exc, tb = type(error), error, error.__traceback__
+        finally:
+            assert self._host is not None
+            self._host.close()  # it returns once the remaining child tasks have ended
         try:
             return await tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
@@ -174,6 +185,14 @@ class Supervisor:
         if self._state is SupervisorState.NEW:
             raise self._not_running()
         return await shut_down_tree(self, grace)
+
+    def _cancel_children(self) -> None:
+        """The host is stopping (its task group is going down): cancel every child of the tree."""
+        self._cancelling = True  # children whose task has not started yet end without starting
+        for node in self._tree():
+            for handle in list(node._live.values()):
+                if handle._scope is not None:
+                    handle._scope.cancel()
 
     def _child_exited(self, handle: ChildHandle) -> None:
         del self._live[handle.id]
@@ -229,13 +248,9 @@ class Supervisor:
         if self._state is not _RUNNING:
             raise self._not_running()
         handle = self._new_handle(fn, args, name, key, policy, restart, checkpoint, is_async_callable(fn))
-        tg = self._root._tg
-        assert tg is not None
-        if context is None:
-            tg.start_soon(run_child, self, handle, name=handle.name)
-        else:
-            # Both asyncio and trio copy the spawner's context into the new task.
-            context.run(functools.partial(tg.start_soon, run_child, self, handle, name=handle.name))
+        host = self._root._host
+        assert host is not None
+        host.spawn(run_child, (self, handle), handle.name, context)
         return handle
 
     async def start(

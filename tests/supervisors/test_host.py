@@ -1,0 +1,129 @@
+"""The child host: children run as native tasks, yet stay inside the supervisor's structured concurrency."""
+
+from __future__ import annotations
+
+import contextvars
+
+import anyio
+import pytest
+
+from supervisors import ChildHandle, ChildState, Supervisor
+from supervisors._host import AsyncioHost, TrioHost
+
+
+class Abort(BaseException):
+    """A non-Exception error, which the attempt loop never catches."""
+
+
+async def test_an_escalation_cancels_every_running_and_queued_child() -> None:
+    """When a child's error takes the task group down, every other child ends CANCELLED."""
+
+    async def forever() -> None:
+        await anyio.sleep_forever()
+
+    async def abort() -> None:
+        raise Abort
+
+    running: list[ChildHandle] = []
+    queued: list[ChildHandle] = []
+
+    async def scenario() -> None:
+        async with Supervisor() as sup:
+            running.extend(sup.start_soon(forever) for _ in range(20))
+            await anyio.wait_all_tasks_blocked()
+            sup.start_soon(abort)
+            queued.extend(sup.start_soon(forever) for _ in range(5))  # spawned in the error's tick
+            await anyio.sleep_forever()
+
+    with pytest.raises(BaseExceptionGroup) as raised:
+        await scenario()
+    assert raised.group_contains(Abort)
+    for handle in running:
+        assert (handle.state, handle.reason) == (ChildState.CANCELLED, "supervisor_cancelled")
+    for handle in queued:
+        assert handle.state is ChildState.CANCELLED
+
+
+async def test_stopping_the_children_respects_a_shield_inside_a_child() -> None:
+    """A child's shielded cleanup runs to its end before the supervisor (and its owner) goes down."""
+    cleaned: list[str] = []
+
+    async def with_cleanup() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)
+                cleaned.append("done")
+
+    async def abort() -> None:
+        raise Abort
+
+    handles: list[ChildHandle] = []
+
+    async def scenario() -> None:
+        async with Supervisor() as sup:
+            handles.append(sup.start_soon(with_cleanup))
+            await anyio.wait_all_tasks_blocked()
+            sup.start_soon(abort)
+            await anyio.sleep_forever()
+
+    with pytest.raises(BaseExceptionGroup):
+        await scenario()
+    assert cleaned == ["done"]
+    assert handles[0].state is ChildState.CANCELLED
+
+
+async def test_a_base_exception_from_a_child_reaches_the_owner_and_stops_its_siblings() -> None:
+    async def abort() -> None:
+        await anyio.sleep(0.01)
+        raise Abort
+
+    async def forever() -> None:
+        await anyio.sleep_forever()
+
+    siblings: list[ChildHandle] = []
+
+    async def scenario() -> None:
+        async with Supervisor() as sup:
+            siblings.append(sup.start_soon(forever))
+            sup.start_soon(abort)
+            await anyio.sleep_forever()
+
+    with pytest.raises(BaseExceptionGroup) as raised:
+        await scenario()
+    assert raised.group_contains(Abort)
+    assert siblings[0].state is ChildState.CANCELLED
+
+
+async def test_children_run_in_the_context_they_were_given() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    async def read() -> None:
+        seen.append(var.get())
+        var.set("changed by the child")  # in its own copy: the given context stays as it was
+
+    given = contextvars.copy_context()
+    given.run(var.set, "given")
+    async with Supervisor() as sup:
+        sup.start_soon(read, context=given)
+        sup.start_soon(read)
+    assert sorted(seen) == ["given", "unset"]
+    assert given[var] == "given"
+
+
+async def test_the_host_uses_the_cheap_native_spawn(anyio_backend: str) -> None:
+    """asyncio: loop.create_task; trio: the nursery under anyio's task group (not the TaskHandle path).
+
+    If a later anyio moves the nursery, children still run (through start_soon), but this fails so that
+    the per-task cost regression is noticed.
+    """
+    async with Supervisor() as sup:
+        host = sup._host
+        if anyio_backend == "asyncio":
+            assert isinstance(host, AsyncioHost)
+        else:
+            assert isinstance(host, TrioHost)
+            spawn = host._start_soon
+            assert type(getattr(spawn, "__self__", None)).__name__ == "Nursery"
