@@ -65,6 +65,10 @@ def current_attempt() -> AttemptInfo | None:
     return AttemptInfo(handle.id, handle.name, handle.key, handle.attempts, handle.policy)
 
 
+def _released(*args: object) -> None:
+    raise RuntimeError("this child has ended: its callable was released")
+
+
 class ChildHandle:
     """One supervised child: returned at once by `start_soon`, updated as the child runs.
 
@@ -146,6 +150,17 @@ class ChildHandle:
         self._interrupting = False
         self._checkpoint_deadline = 0.0
         self._retryable = True
+
+    def _release(self) -> None:
+        """The child's task has ended: drop what only it needed (the callable, its arguments, its scope).
+
+        A handle outlives its child (callers keep it to read the outcome), and the callable often refers
+        back to whoever holds the handle: without this, each finished child would stay alive as a
+        reference cycle until a full garbage collection.
+        """
+        self._fn = _released
+        self._args = ()
+        self._scope = None
 
     @property
     def state(self) -> ChildState:

@@ -196,6 +196,7 @@ class Supervisor:
 
     def _child_exited(self, handle: ChildHandle) -> None:
         del self._live[handle.id]
+        handle._release()
         if not self._live and self._idle is not None:
             self._idle.set()
 

@@ -7,19 +7,18 @@ for records no longer in memory, and listings are served by the store's indexed 
 from __future__ import annotations
 
 import contextvars
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
-from ._models import TaskRecord, TaskStatus, utcnow
+from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
 from ._table import Page
 
 if TYPE_CHECKING:
+    from ._actor import Actor
     from ._metrics import TaskManagerStatistics
     from ._persistence import Persistence
     from ._registry import TaskDefinition, TaskRegistry
-    from ._runtime import _Live
     from ._table import TaskTable
     from ._tracker import Tracker
 
@@ -33,7 +32,7 @@ class TaskActions:
     table: TaskTable
     registry: TaskRegistry
     _persistence: Persistence | None
-    _live: dict[str, _Live]
+    _live: dict[str, Actor]
     _tracker: Tracker
 
     def statistics(self) -> TaskManagerStatistics:
@@ -106,7 +105,7 @@ class TaskActions:
             )
         definition = self.registry.get(record.func_name)
         new = TaskRecord(
-            task_id=str(uuid.uuid4()),
+            task_id=new_task_id(),
             func_name=definition.name,
             status=TaskStatus.PENDING,
             args=record.args,

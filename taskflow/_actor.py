@@ -1,82 +1,135 @@
-"""The body of a task's actor: the callable its supervisor runs for each attempt.
+"""A task's actor: what the runtime keeps for a task until it ends, and the callable its supervisor runs for
+each attempt.
 
-It binds the task scope (so `task_log()` and `get_task_context()` work anywhere inside), resolves the
-arguments (encrypted ones are decrypted here, inside the actor, and nowhere else), waits for a durable
-task's RUNNING state to be committed on its first attempt, then calls the user's function. One closure per
-task: this is on the per-task hot path.
+One small object per task does all of it: it holds the definition, the context captured by `add_task`, the
+supervisor's handle, and it is the task scope that `task_log()` and `get_task_context()` find (bound once,
+in the task's own context, when the actor is made). Each attempt resolves the arguments (encrypted ones are
+decrypted here, inside the actor, and nowhere else), waits for a durable task's RUNNING state to be committed
+on its first attempt, then calls the user's function.
+
+This is the per-task hot path, and what it allocates is what the garbage collector walks while tasks are in
+flight: one object here replaces a closure (with six cells), a scope per attempt and a record of the live
+state (measured: 20 tracked objects per queued task down to 13).
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from supervisors import current_attempt
+from supervisors import ChildHandle
 
-from ._context import TaskScope, bind, unbind
+from ._context import bind
 from ._exceptions import PayloadError
 from ._models import TaskRecord
 
 if TYPE_CHECKING:
     from ._encryption import ArgsCipher
     from ._persistence import Persistence
-    from ._runtime import _Live
+    from ._registry import TaskDefinition
 
 LogSink = Callable[[TaskRecord, int, str, str, dict[str, Any]], None]
 
 
-def attempt_callable(
-    record: TaskRecord,
-    live: _Live,
-    on_log: LogSink,
-    cipher: ArgsCipher | None,
-    persistence: Persistence | None,
-) -> Callable[[], Any]:
-    """An async callable for async task functions, a sync one (run in a worker thread) for sync ones."""
-    func = live.definition.func
+class ActorServices:
+    """What every actor of one runtime shares: where log lines go, the cipher, the persistence."""
 
-    if live.definition.is_async:
+    __slots__ = ("cipher", "on_log", "persistence")
 
-        async def run_async_attempt() -> Any:
-            if live.running_batch is not None and persistence is not None:
-                # Its RUNNING state must be durable before the body runs: after a crash the task is then
-                # INTERRUPTED (or requeued if it allows it), never silently run a second time.
-                batch, live.running_batch = live.running_batch, None
-                await persistence.wait_committed(batch)
-            args, kwargs = _arguments(record, cipher)
-            token = bind(TaskScope(record, _attempt_index(), on_log))
-            try:
-                return await func(*args, **kwargs)
-            finally:
-                unbind(token)
-
-        return run_async_attempt
-
-    def run_sync_attempt() -> Any:
-        if live.running_batch is not None and persistence is not None:
-            batch, live.running_batch = live.running_batch, None
-            anyio.from_thread.run(persistence.wait_committed, batch)  # this worker thread waits
-        args, kwargs = _arguments(record, cipher)
-        token = bind(TaskScope(record, _attempt_index(), on_log))
-        try:
-            return func(*args, **kwargs)
-        finally:
-            unbind(token)
-
-    return run_sync_attempt
+    def __init__(self, on_log: LogSink, cipher: ArgsCipher | None, persistence: Persistence | None) -> None:
+        self.on_log = on_log
+        self.cipher = cipher
+        self.persistence = persistence
 
 
-def _arguments(record: TaskRecord, cipher: ArgsCipher | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if record.encrypted_payload is None:
-        return record.args, record.kwargs
-    if cipher is None:
-        raise PayloadError("the task's arguments are encrypted but no encrypt_args_key is configured")
-    return cipher.decrypt_call(record.encrypted_payload)
+class Actor:
+    """One task from acceptance to its end. `record`, `attempt` and `on_log` make it the task scope."""
+
+    __slots__ = ("attempt", "context", "definition", "handle", "record", "running_batch", "services")
+
+    def __init__(
+        self,
+        record: TaskRecord,
+        definition: TaskDefinition,
+        context: contextvars.Context,
+        services: ActorServices,
+    ) -> None:
+        self.record = record
+        self.definition = definition
+        self.context: contextvars.Context | None = context
+        self.services = services
+        self.handle: ChildHandle | None = None  # set once a supervisor runs it
+        self.running_batch: int | None = (
+            None  # a durable task starts only once its RUNNING state is committed
+        )
+        self.attempt = -1  # 0-based index of the running attempt (fastapi-taskflow's TaskContext.attempt)
+        context.run(bind, self)  # the context is this task's own: nothing to unbind
+
+    def __call__(self) -> Any:
+        """One attempt (an awaitable for async tasks)."""
+        raise NotImplementedError
+
+    def take_context(self) -> contextvars.Context:
+        """The context to start the task in. The actor lets go of it: the context refers to the actor (it is
+        bound in it), so keeping both would make every task a reference cycle, freed only by a full
+        garbage collection."""
+        context = self.context
+        assert context is not None, "the task was already started"
+        self.context = None
+        return context
+
+    @property
+    def on_log(self) -> LogSink:
+        return self.services.on_log
+
+    def _arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        record = self.record
+        if record.encrypted_payload is None:
+            return record.args, record.kwargs
+        cipher = self.services.cipher
+        if cipher is None:
+            raise PayloadError("the task's arguments are encrypted but no encrypt_args_key is configured")
+        return cipher.decrypt_call(record.encrypted_payload)
 
 
-def _attempt_index() -> int:
-    """The 0-based attempt number (fastapi-taskflow's TaskContext.attempt) of the running attempt."""
-    info = current_attempt()
-    return info.attempt - 1 if info is not None else 0
+class AsyncActor(Actor):
+    """The actor of an `async def` task: each call is one attempt, run in the event loop."""
+
+    __slots__ = ()
+
+    async def __call__(self) -> Any:
+        self.attempt += 1
+        batch = self.running_batch
+        if batch is not None and self.services.persistence is not None:
+            # Its RUNNING state must be durable before the body runs: after a crash the task is then
+            # INTERRUPTED (or requeued if it allows it), never silently run a second time.
+            self.running_batch = None
+            await self.services.persistence.wait_committed(batch)
+        args, kwargs = self._arguments()
+        return await self.definition.func(*args, **kwargs)
+
+
+class SyncActor(Actor):
+    """The actor of a plain `def` task: each call is one attempt, run in a worker thread."""
+
+    __slots__ = ()
+
+    def __call__(self) -> Any:
+        self.attempt += 1
+        batch = self.running_batch
+        if batch is not None and self.services.persistence is not None:
+            self.running_batch = None
+            anyio.from_thread.run(self.services.persistence.wait_committed, batch)  # this thread waits
+        args, kwargs = self._arguments()
+        return self.definition.func(*args, **kwargs)
+
+
+def make_actor(
+    record: TaskRecord, definition: TaskDefinition, context: contextvars.Context, services: ActorServices
+) -> Actor:
+    """The actor for `record`: async or sync after its task function."""
+    kind = AsyncActor if definition.is_async else SyncActor
+    return kind(record, definition, context, services)

@@ -1,8 +1,8 @@
 """What code running inside a task can ask about it: `get_task_context()` and `task_log()`.
 
-The runtime binds a `_TaskScope` in a context variable around each attempt. Context variables follow the
-code into helpers, into `await`ed coroutines and into the worker thread of a sync task (anyio copies the
-context into it), so both functions work from any code path inside a task.
+The runtime binds each task's actor in a context variable of the task's own context. Context variables
+follow the code into helpers, into `await`ed coroutines and into the worker thread of a sync task (anyio
+copies the context into it), so both functions work from any code path inside a task.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._models import TaskRecord, utcnow
 
@@ -35,16 +35,21 @@ class TaskContext:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _TaskScope:
-    """What the runtime binds around one attempt: the record to log into and where log events go."""
+class TaskScope(Protocol):
+    """What the runtime binds for a task (its actor): the record to log into, the running attempt (0-based)
+    and where log events go."""
 
-    record: TaskRecord
-    attempt: int
-    on_log: Callable[[TaskRecord, int, str, str, dict[str, Any]], None]
+    @property
+    def record(self) -> TaskRecord: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def on_log(self) -> Callable[[TaskRecord, int, str, str, dict[str, Any]], None]: ...
 
 
-_current: contextvars.ContextVar[_TaskScope | None] = contextvars.ContextVar("taskflow_task", default=None)
+_current: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar("taskflow_task", default=None)
 
 
 def get_task_context() -> TaskContext | None:
@@ -72,14 +77,7 @@ def task_log(message: str, *, level: str = "info", **extra: Any) -> None:
     scope.on_log(scope.record, scope.attempt, text, level, extra)
 
 
-def bind(scope: _TaskScope) -> contextvars.Token[_TaskScope | None]:
-    """Bind `scope` as the current task (the runtime calls this at the start of each attempt)."""
-    return _current.set(scope)
-
-
-def unbind(token: contextvars.Token[_TaskScope | None]) -> None:
-    """Undo `bind`."""
-    _current.reset(token)
-
-
-TaskScope = _TaskScope
+def bind(scope: TaskScope) -> None:
+    """Bind `scope` as the current task in the current context (the runtime does it once per task, in the
+    context the task will run in)."""
+    _current.set(scope)

@@ -27,10 +27,10 @@ STORE_EVENT_NAME = "taskflow.store"
 """The `func_name` of the LogEvents that report the state of the task store to observers."""
 
 if TYPE_CHECKING:
+    from ._actor import Actor
     from ._metrics import MetricsRecorder
     from ._persistence import Persistence
     from ._registry import TaskDefinition, TaskRegistry
-    from ._runtime import _Live
     from ._table import TaskTable
     from ._tracker import Tracker
     from .observers import ObserverDispatcher
@@ -47,7 +47,7 @@ class TaskLifespan:
     checkpoint_timeout: float
     requeue_pending: bool
     _persistence: Persistence | None
-    _live: dict[str, _Live]
+    _live: dict[str, Actor]
     _tracker: Tracker
     _metrics: MetricsRecorder
     _dispatcher: ObserverDispatcher
@@ -57,7 +57,7 @@ class TaskLifespan:
     def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
         raise NotImplementedError
 
-    def _start(self, record: TaskRecord, live: _Live) -> None:
+    def _start(self, record: TaskRecord, live: Actor) -> None:
         raise NotImplementedError
 
     def changed(self, record: TaskRecord) -> None:

@@ -8,9 +8,20 @@ its attempt history.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+
+def new_task_id() -> str:
+    """A random (version 4) UUID in its canonical text form, as `str(uuid.uuid4())` gives, in half the time
+    (one per task)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def utcnow() -> datetime:
@@ -37,10 +48,12 @@ class TaskStatus(str, enum.Enum):  # noqa: UP042  (str() and repr() stay as in f
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
 
-    @property
-    def is_terminal(self) -> bool:
-        """True once the task will not change state again (unless retried as a new task)."""
-        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+    #: True once the task will not change state again (unless retried as a new task). A plain attribute set
+    #: on each member (not a property): it is read several times per task on the hot path.
+    is_terminal: bool
+
+    def __init__(self, value: str) -> None:
+        self.is_terminal = value not in ("pending", "running")
 
 
 TERMINAL_STATUSES = frozenset(s for s in TaskStatus if s.is_terminal)

@@ -12,23 +12,21 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 
-from supervisors import ChildHandle, Policy, Supervisor, SupervisorClosed, run_supervised
+from supervisors import Policy, Supervisor, SupervisorClosed, run_supervised
 
 from ._actions import TaskActions
-from ._actor import attempt_callable
+from ._actor import Actor, ActorServices, make_actor
 from ._codec import encode_call
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
 from ._lifespan import TaskLifespan
 from ._metrics import MetricsRecorder, TaskManagerStatistics
-from ._models import TaskConfig, TaskRecord, TaskStatus, utcnow
+from ._models import TaskConfig, TaskRecord, TaskStatus, new_task_id, utcnow
 from ._persistence import Persistence, request_records
 from ._registry import RetryOn, TaskDefinition, TaskRegistry
 from ._table import TaskTable
@@ -39,16 +37,6 @@ from .stores import TaskStore
 _log = logging.getLogger("taskflow")
 F = TypeVar("F", bound=Callable[..., Any])
 Listener = Callable[[TaskRecord], None]
-
-
-@dataclass(slots=True)
-class _Live:
-    """What the runtime keeps for a task until it ends: its definition, captured context and handle."""
-
-    definition: TaskDefinition
-    context: contextvars.Context
-    handle: ChildHandle | None = None
-    running_batch: int | None = None  # a durable task starts only once its RUNNING state is committed
 
 
 def _check_cap(name: str, value: int | None) -> None:
@@ -140,7 +128,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
         self._dispatcher = ObserverDispatcher(observers)
         self._metrics = MetricsRecorder()
         self._tracker = Tracker(self)
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, Actor] = {}  # tasks not settled yet
         self._listeners: list[Listener] = []
         self._root: Supervisor | None = None
         self._supervisors: dict[str, Supervisor] = {}
@@ -161,6 +149,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
             if store is not None
             else None
         )
+        self._actor_services = ActorServices(self._on_log, self._cipher, self._persistence)
 
     # -- declaring tasks -------------------------------------------------------------------------------
 
@@ -232,7 +221,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
         elif self._persistence is not None:
             encode_call(args, kwargs)  # a TypeError naming the argument now, not a failing write later
         record = TaskRecord(
-            task_id=str(uuid.uuid4()),
+            task_id=new_task_id(),
             func_name=definition.name,
             status=TaskStatus.PENDING,
             args=args,
@@ -242,11 +231,12 @@ class TaskRuntime(TaskLifespan, TaskActions):
             tags=dict(tags) if tags else {},
             encrypted_payload=payload,
         )
-        live = _Live(definition, contextvars.copy_context())
         if idempotency_key is None:
-            self._accept(record, definition, live.context)
+            self._accept(record, definition, contextvars.copy_context())
             return record.task_id, True
-        self._live[record.task_id] = live
+        self._live[record.task_id] = make_actor(
+            record, definition, contextvars.copy_context(), self._actor_services
+        )
         holder = self.table.add_unless_key_held(record)
         if holder is not None:  # another thread took the key in between
             del self._live[record.task_id]
@@ -256,7 +246,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
 
     def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
         """Add a new PENDING record to the table, ready for `dispatch`."""
-        self._live[record.task_id] = _Live(definition, context)
+        self._live[record.task_id] = make_actor(record, definition, context, self._actor_services)
         self.table.add(record)
         self._accepted(record, definition)
 
@@ -290,6 +280,21 @@ class TaskRuntime(TaskLifespan, TaskActions):
             return True
         return await persistence.make_durable(records, self._requeue_flag)
 
+    async def dispatch_all(self, task_ids: list[str]) -> None:
+        """`dispatch` each task, in order (what a request's background item does after the response)."""
+        persistence = self._persistence
+        claims_keys = persistence is not None and persistence.active
+        for task_id in task_ids:
+            live = self._live.get(task_id)
+            if live is None or live.handle is not None:
+                continue  # settled (e.g. cancelled) before it started, or already dispatched
+            record = live.record
+            if self._root is not None and not (claims_keys and record.idempotency_key is not None):
+                if record.status is TaskStatus.PENDING:
+                    self._start(record, live)  # the common case: nothing to wait for
+            else:
+                await self.dispatch(task_id)
+
     async def dispatch(self, task_id: str) -> None:
         """Start a PENDING task: as a supervised actor when the lifespan runs, else inline, here and now."""
         live = self._live.get(task_id)
@@ -310,7 +315,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
             if record.status is not TaskStatus.PENDING:
                 return  # cancelled while the key was being claimed
         if self._root is None:
-            await self._run_inline(record, live, self._attempt_callable(record, live))
+            await self._run_inline(record, live)
         else:
             self._start(record, live)
 
@@ -326,7 +331,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
             return None
         return holder if holder != record.task_id else None
 
-    def _start(self, record: TaskRecord, live: _Live) -> None:
+    def _start(self, record: TaskRecord, live: Actor) -> None:
         """Hand a PENDING record to its policy's supervisor (the lifespan is running)."""
         root = self._root
         assert root is not None
@@ -336,20 +341,20 @@ class TaskRuntime(TaskLifespan, TaskActions):
             supervisor = self._supervisors[definition.policy.name] = root.child(definition.policy)
         try:
             live.handle = supervisor.start_soon(
-                self._attempt_callable(record, live),
+                live,
                 name=definition.name,
                 key=record.task_id,
-                context=live.context,
+                context=live.take_context(),
             )
         except SupervisorClosed:
             self.on_interrupted(record, "shutdown")
 
-    async def _run_inline(self, record: TaskRecord, live: _Live, attempt: Callable[[], Any]) -> None:
+    async def _run_inline(self, record: TaskRecord, live: Actor) -> None:
         definition = live.definition
 
         async def run() -> None:
             await run_supervised(
-                attempt,
+                live,
                 policy=definition.policy,
                 name=definition.name,
                 key=record.task_id,
@@ -358,12 +363,8 @@ class TaskRuntime(TaskLifespan, TaskActions):
 
         # A task group of one, so the child runs in (a copy of) the context captured by add_task.
         async with anyio.create_task_group() as tg:
-            live.context.run(tg.start_soon, run)
+            live.take_context().run(tg.start_soon, run)
         await self._dispatcher.drain()
-
-    def _attempt_callable(self, record: TaskRecord, live: _Live) -> Callable[[], Any]:
-        """The callable the supervisor runs for each attempt of this task (see `_actor.py`)."""
-        return attempt_callable(record, live, self._on_log, self._cipher, self._persistence)
 
     # -- state changes (called by the tracker and the actions) -----------------------------------------
 

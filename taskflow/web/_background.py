@@ -30,13 +30,17 @@ if TYPE_CHECKING:
 
 
 class _Dispatch(BackgroundTask):
-    """The Starlette background item that hands one task to its supervisor after the response."""
+    """The Starlette background item that hands a request's tasks to their supervisors after the response.
 
-    def __init__(self, dispatch: Callable[[str], Any], task_id: str) -> None:
-        # Skips BackgroundTask.__init__'s callable inspection: this is on the per-task hot path.
-        # (BackgroundTask is generic in its callable's ParamSpec, which a plain assignment cannot bind.)
+    One item per request (not per task): the ids of every task the request adds go into it, in order.
+    """
+
+    def __init__(self, dispatch: Callable[[list[str]], Any]) -> None:
+        # Skips BackgroundTask.__init__'s callable inspection (BackgroundTask is generic in its callable's
+        # ParamSpec, which a plain assignment cannot bind).
+        self.task_ids: list[str] = []
         self.func = dispatch  # type: ignore[assignment]
-        self.args = (task_id,)  # type: ignore[assignment]
+        self.args = (self.task_ids,)  # type: ignore[assignment]
         self.kwargs = {}  # type: ignore[assignment]
         self.is_async = True
 
@@ -51,6 +55,7 @@ class ManagedBackgroundTasks(BackgroundTasks):
     def __init__(self, task_manager: TaskManager, background_tasks: BackgroundTasks | None = None) -> None:
         super().__init__()
         self.task_manager = task_manager
+        self._dispatch: _Dispatch | None = None
         if background_tasks is not None:
             self.tasks = background_tasks.tasks
 
@@ -66,7 +71,10 @@ class ManagedBackgroundTasks(BackgroundTasks):
         manager = self.task_manager
         task_id, created = manager.submit(func, args, kwargs, idempotency_key=idempotency_key, tags=tags)
         if created:
-            self.tasks.append(_Dispatch(manager.dispatch, task_id))
+            if self._dispatch is None:
+                self._dispatch = _Dispatch(manager.dispatch_all)
+                self.tasks.append(self._dispatch)
+            self._dispatch.task_ids.append(task_id)
         return task_id
 
 

@@ -175,3 +175,38 @@ async def test_retry_on_predicate_that_raises_is_treated_as_final(caplog: pytest
         handle = await sup.start_soon(Flaky(5)).wait()
     assert (handle.state, handle.attempts) == (ChildState.FAILED, 1)
     assert "retry_on raised" in caplog.text
+
+
+def test_is_async_callable_tells_every_kind_of_callable_apart() -> None:
+    """Functions, partials, methods, lru_cache wrappers and objects with __call__, asked twice each (the
+    answer for a class with __call__ is cached; for wrappers it must not be)."""
+    import functools
+
+    from supervisors._runner import is_async_callable
+
+    async def coro_fn() -> None: ...
+
+    def sync_fn() -> None: ...
+
+    class AsyncCall:
+        async def __call__(self) -> None: ...
+
+    class SyncCall:
+        def __call__(self) -> None: ...
+
+        async def method(self) -> None: ...
+
+    cases = [
+        (coro_fn, True),
+        (sync_fn, False),
+        (functools.partial(coro_fn), True),
+        (functools.partial(sync_fn), False),
+        (AsyncCall(), True),
+        (SyncCall(), False),
+        (SyncCall().method, True),
+        (SyncCall().__call__, False),
+        (functools.lru_cache(sync_fn), False),
+        (SyncCall, False),
+    ]
+    for _ in range(2):
+        assert [is_async_callable(fn) for fn, _ in cases] == [expected for _, expected in cases]

@@ -27,7 +27,8 @@ def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:
     public = {
         name
         for name, value in vars(module).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
         and name not in {"annotations", "TYPE_CHECKING"}
         and getattr(value, "__module__", module.__name__).startswith(module.__name__)
     }
