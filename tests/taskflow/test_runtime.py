@@ -84,6 +84,10 @@ async def test_retries_then_failure_keeps_error_traceback_and_attempts(kind: str
         and "ValueError: bad 3" in record.stacktrace
         and "body" in record.stacktrace
     )
+    # It starts at the task's own function: the supervisor's and the actor's frames are left out.
+    first_frame = record.stacktrace.splitlines()[1]
+    assert "in job" in first_frame and "_runner.py" not in record.stacktrace
+    assert "_actor.py" not in record.stacktrace
     assert [(a.number, a.error) for a in record.attempts] == [(1, "bad 1"), (2, "bad 2"), (3, "bad 3")]
     assert record.logs.count("--- Retry 1 ---") == 1 and "--- Retry 2 ---" in record.logs
 
