@@ -15,6 +15,7 @@ from ._api import build_api_router
 from ._auth import SessionGuard, TokenSigner, build_auth_router, resolve_auth
 from ._dashboard import DashboardConfig, asset_url, build_dashboard_router
 from ._manager import TaskManager
+from ._router import AdminRouter
 from ._sse import ChangeBus
 
 
@@ -81,14 +82,17 @@ class TaskAdmin:
 
             dependencies = [Depends(require_session)]
             css = asset_url(path, "dashboard.css")
-            app.include_router(build_auth_router(guard, prefix=path, title=title, css_url=css), prefix=path)
+        admin = AdminRouter(path)
+        if guard is not None:
+            admin.include_router(build_auth_router(guard, prefix=path, title=title, css_url=css), prefix=path)
         # The dashboard before the JSON routes, so `/dashboard` is not taken for a task id.
         dashboard = build_dashboard_router(config, self.bus, signed_in=signed_in, dependencies=dependencies)
-        app.include_router(dashboard, prefix=path)
-        app.include_router(
+        admin.include_router(dashboard, prefix=path)
+        admin.include_router(
             build_api_router(task_manager, dependencies=dependencies, display_func_args=display_func_args),
             prefix=path,
         )
+        app.include_router(admin)
         self._run_bus_in_lifespan(app)
         if auto_install:
             task_manager.install(app)
