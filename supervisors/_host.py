@@ -86,7 +86,16 @@ class TrioHost:
 class AsyncioHost:
     """Children as asyncio tasks that this host holds (asyncio keeps only weak references to tasks)."""
 
-    __slots__ = ("_cancel_children", "_closed", "_create_task", "_done", "_errors", "_tasks", "_wakeup")
+    __slots__ = (
+        "_cancel_children",
+        "_closed",
+        "_create_task",
+        "_done",
+        "_done_context",
+        "_errors",
+        "_tasks",
+        "_wakeup",
+    )
 
     def __init__(self, cancel_children: Callable[[], None]) -> None:
         self._cancel_children = cancel_children
@@ -96,6 +105,8 @@ class AsyncioHost:
         self._wakeup: asyncio.Future[None] | None = None
         self._create_task: Callable[..., asyncio.Task[None]] | None = None
         self._done = self._task_done  # one bound method for every child's done callback
+        # ...run in one empty context: without one, asyncio would copy the spawner's context per child.
+        self._done_context = contextvars.Context()
 
     def spawn(
         self, fn: ChildCoroutine, args: tuple[Any, ...], name: str, context: contextvars.Context | None
@@ -105,7 +116,7 @@ class AsyncioHost:
         # Like trio (and anyio), the child runs in a copy: what it sets stays its own.
         task = create_task(fn(*args), name=name, context=None if context is None else context.copy())
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self._done, context=self._done_context)
 
     def close(self) -> None:
         self._closed = True
