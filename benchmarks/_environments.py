@@ -31,12 +31,12 @@ class Environment:
 
 
 def _local_pins() -> list[str]:
+    """The shared stack as installed here; what is missing here is left out there too (httptools, say,
+    changes uvicorn's HTTP parser, so one side having it would skew the HTTP workload)."""
     pins = []
     for dist in SHARED_STACK:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             pins.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            pins.append(dist)
     return pins
 
 
