@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from datetime import UTC, datetime
 
 from .._models import TaskRecord
@@ -34,19 +35,22 @@ def parse_utc(text: str | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_all_fields = operator.attrgetter(*(f.name for f in dataclasses.fields(TaskRecord)))
+
+
 def copy_record(record: TaskRecord) -> TaskRecord:
     """A copy whose lists and dicts are not shared with `record` (args values themselves are shared).
 
     The writer snapshots records on the event loop thread so a store thread never reads a record while
-    the runtime changes it.
+    the runtime changes it. (Positional construction: `dataclasses.replace` took 3.6 µs a record, and a
+    persisted task is copied up to three times.)
     """
-    return dataclasses.replace(
-        record,
-        kwargs=dict(record.kwargs),
-        logs=list(record.logs),
-        tags=dict(record.tags),
-        attempts=[dataclasses.replace(a) for a in record.attempts],
-    )
+    copy = TaskRecord(*_all_fields(record))
+    copy.kwargs = dict(record.kwargs)
+    copy.logs = list(record.logs)
+    copy.tags = dict(record.tags)
+    copy.attempts = [dataclasses.replace(a) for a in record.attempts]
+    return copy
 
 
 def check_limit(limit: int) -> None:
