@@ -78,6 +78,14 @@ async def run_child(
         else:
             sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
         raise
+    except BaseException as error:
+        # Not an Exception (those are the attempt loop's): KeyboardInterrupt, SystemExit or the like from
+        # the child's own code. It takes the task group down; the handle still gets its outcome, so nobody
+        # waiting on it (a shutdown, say) waits for nothing.
+        if handle._final is None:
+            handle.error = error
+            sup._site.finish(handle, ChildState.FAILED, "base_exception")
+        raise
     finally:
         sup._child_exited(handle)
     if relay is not None and not relay.fired and handle.error is not None:

@@ -59,7 +59,9 @@ class Failed(ChildEvent):
     """The child finished with `error`, the original last exception.
 
     `reason` is "error" or "timeout" when attempts ran out, "not_retryable" when the policy does not
-    retry the error. (A child its supervisor gives up restarting ends FAILED with a `GaveUp` event.)
+    retry the error, "base_exception" when the child raised a `BaseException` that is not a cancellation
+    (it also takes the task group down). (A child its supervisor gives up restarting ends FAILED with a
+    `GaveUp` event.)
     """
 
     error: BaseException

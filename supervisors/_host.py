@@ -148,13 +148,19 @@ class AsyncioHost:
                 await self._wakeup
         except BaseException:  # the task group is going down: so do the children, then this host
             await self._stop_children()
+            if self._errors:  # raised by children as they stopped: never swallowed by the cancellation
+                raise BaseExceptionGroup("supervised children failed", self._take_errors()) from None
             raise
         if self._errors:  # a child escalated: stop its siblings and hand the error to the task group
             await self._stop_children()
-            errors, self._errors = self._errors, []
+            errors = self._take_errors()
             if len(errors) == 1:
                 raise errors[0]
             raise BaseExceptionGroup("supervised children failed", errors)
+
+    def _take_errors(self) -> list[BaseException]:
+        errors, self._errors = self._errors, []
+        return errors
 
     async def _stop_children(self) -> None:
         self._cancel_children()

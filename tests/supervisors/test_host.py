@@ -83,17 +83,20 @@ async def test_a_base_exception_from_a_child_reaches_the_owner_and_stops_its_sib
         await anyio.sleep_forever()
 
     siblings: list[ChildHandle] = []
+    aborted: list[ChildHandle] = []
 
     async def scenario() -> None:
         async with Supervisor() as sup:
             siblings.append(sup.start_soon(forever))
-            sup.start_soon(abort)
+            aborted.append(sup.start_soon(abort))
             await anyio.sleep_forever()
 
     with pytest.raises(BaseExceptionGroup) as raised:
         await scenario()
     assert raised.group_contains(Abort)
     assert siblings[0].state is ChildState.CANCELLED
+    assert (aborted[0].state, aborted[0].reason) == (ChildState.FAILED, "base_exception")
+    assert isinstance(aborted[0].error, Abort)
 
 
 async def test_children_run_in_the_context_they_were_given() -> None:
@@ -127,3 +130,25 @@ async def test_the_host_uses_the_cheap_native_spawn(anyio_backend: str) -> None:
             assert isinstance(host, TrioHost)
             spawn = host._start_soon
             assert type(getattr(spawn, "__self__", None)).__name__ == "Nursery"
+
+
+async def test_an_error_raised_while_the_children_stop_is_not_lost() -> None:
+    """The task group is cancelled; a child raises as it is cancelled: the error still reaches the owner."""
+
+    async def stubborn() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise Abort  # noqa: B012  (the point of the test)
+
+    async def scenario() -> None:
+        async with Supervisor() as sup:
+            sup.start_soon(stubborn)
+            await anyio.wait_all_tasks_blocked()
+            assert sup._tg is not None
+            sup._tg.cancel_scope.cancel()  # the group goes down, not through the supervisor's shutdown
+            await anyio.sleep_forever()
+
+    with pytest.raises(BaseExceptionGroup) as raised:
+        await scenario()
+    assert raised.group_contains(Abort)
