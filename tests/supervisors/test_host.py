@@ -139,7 +139,7 @@ async def test_an_error_raised_while_the_children_stop_is_not_lost() -> None:
         try:
             await anyio.sleep_forever()
         finally:
-            raise Abort  # noqa: B012  (the point of the test)
+            raise Abort  # from a finally block: the point of the test
 
     async def scenario() -> None:
         async with Supervisor() as sup:
