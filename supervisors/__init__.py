@@ -11,6 +11,7 @@ from ._events import AttemptFailed as AttemptFailed
 from ._events import AttemptStarted as AttemptStarted
 from ._events import Cancelled as Cancelled
 from ._events import ChildEvent as ChildEvent
+from ._events import ChildObserver as ChildObserver
 from ._events import Event as Event
 from ._events import Failed as Failed
 from ._events import GaveUp as GaveUp
@@ -46,6 +47,7 @@ __all__ = [
     "Cancelled",
     "ChildEvent",
     "ChildHandle",
+    "ChildObserver",
     "ChildState",
     "Clock",
     "Event",

@@ -8,7 +8,7 @@ from typing import TypeVarTuple
 import anyio
 
 from ._clock import Clock, SystemClock
-from ._events import Hook, normalize_hooks
+from ._events import ChildObserver, Hook, normalize_hooks
 from ._handle import ChildHandle, ChildState, _current_handle
 from ._policy import Policy
 from ._runner import Site, callable_name, is_async_callable, next_child_id, run_once
@@ -26,6 +26,7 @@ async def run_supervised(
     name: str | None = None,
     key: Hashable | None = None,
     hooks: Sequence[Hook] = (),
+    observers: Sequence[ChildObserver] = (),
     clock: Clock | None = None,
     limiter: anyio.CapacityLimiter | None = None,
     thread_limiter: anyio.CapacityLimiter | None = None,
@@ -43,6 +44,7 @@ async def run_supervised(
         clock if clock is not None else SystemClock(),
         limiters=(limiter,) if limiter is not None else (),
         run_sync_limiter=thread_limiter,
+        observers=tuple(observers),
     )
     handle = ChildHandle(
         next_child_id(),

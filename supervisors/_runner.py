@@ -1,8 +1,9 @@
 """The attempt loop: one *run* of a child (up to `policy.attempts` attempts), shared by `Supervisor` and
 `run_supervised`, plus `Site`, the little that loop needs from its owner (hooks, clock, limiters, counters).
 
-This is the hot path (taskflow spawns ~10^5 children/s): no event objects without hooks, no limiter calls
-without limits, no timeout scope without a timeout, no per-attempt allocations beyond the child's own.
+This is the hot path (taskflow spawns ~10^5 children/s): no event objects without hooks (observers get the
+handle itself), no limiter calls without limits, no timeout scope without a timeout, no per-attempt
+allocations beyond the child's own.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from ._events import (
     AttemptStarted,
     Cancelled,
     ChildEvent,
+    ChildObserver,
     Failed,
     HookFn,
     Interrupted,
     RetryScheduled,
     Succeeded,
     dispatch,
+    notify,
 )
 from ._handle import ChildHandle, ChildState
 from ._policy import Policy
@@ -106,6 +109,10 @@ class Site:
         "interrupted",
         "limiters",
         "name",
+        "on_attempt_failed",
+        "on_attempt_started",
+        "on_finished",
+        "on_retry_scheduled",
         "retrying",
         "run_sync_limiter",
         "running",
@@ -113,6 +120,7 @@ class Site:
         "succeeded",
         "thread_limiters",
         "waiting",
+        "watched",
     )
 
     def __init__(
@@ -123,9 +131,16 @@ class Site:
         limiters: tuple[anyio.CapacityLimiter, ...] = (),
         thread_limiters: tuple[anyio.CapacityLimiter, ...] = (),
         run_sync_limiter: anyio.CapacityLimiter | None = None,
+        observers: tuple[ChildObserver, ...] = (),
     ) -> None:
         self.name = name
         self.hooks = hooks
+        # Each observer method resolved once (they are called on every attempt).
+        self.on_attempt_started = tuple(o.attempt_started for o in observers)
+        self.on_attempt_failed = tuple(o.attempt_failed for o in observers)
+        self.on_retry_scheduled = tuple(o.retry_scheduled for o in observers)
+        self.on_finished = tuple(o.finished for o in observers)
+        self.watched = bool(hooks or observers)  # one test on the hot path when nobody watches
         self.clock = clock
         self.limiters = limiters  # acquired around each async attempt
         self.thread_limiters = thread_limiters  # acquired around each sync attempt
@@ -141,12 +156,13 @@ class Site:
         clock: Clock,
         limiters: list[anyio.CapacityLimiter],
         thread_limiters: list[anyio.CapacityLimiter],
+        observers: tuple[ChildObserver, ...] = (),
     ) -> Site:
         """A site acquiring `limiters` / `thread_limiters` (innermost first) around each attempt."""
         # With thread caps we acquire them ourselves (in order), so anyio's default thread limiter must not
         # cap the threads a second time: hand run_sync an unlimited one instead.
         run_sync_limiter = anyio.CapacityLimiter(math.inf) if thread_limiters else None
-        return cls(name, hooks, clock, tuple(limiters), tuple(thread_limiters), run_sync_limiter)
+        return cls(name, hooks, clock, tuple(limiters), tuple(thread_limiters), run_sync_limiter, observers)
 
     def emit(self, event_type: type[ChildEvent], handle: ChildHandle, **fields: Any) -> None:
         """Build and dispatch an event. Callers check `self.hooks` first, so this runs only with hooks."""
@@ -191,6 +207,8 @@ class Site:
                     checkpoint=handle.checkpoint_result,
                     checkpoint_error=handle.checkpoint_error,
                 )
+        if self.on_finished:
+            notify(self.on_finished, handle)
         if handle._done is not None:
             handle._done.set()
         return True
@@ -231,8 +249,11 @@ async def run_once(site: Site, handle: ChildHandle) -> tuple[bool, object, str |
         site.running += 1
         reason = "error"
         try:
-            if site.hooks:
-                site.emit(AttemptStarted, handle)
+            if site.watched:
+                if site.hooks:
+                    site.emit(AttemptStarted, handle)
+                if site.on_attempt_started:
+                    notify(site.on_attempt_started, handle)
             if timeout is None:
                 if is_async:
                     return True, await fn(*args), None
@@ -264,13 +285,19 @@ async def run_once(site: Site, handle: ChildHandle) -> tuple[bool, object, str |
 
         retryable = handle._retryable and attempt < policy.attempts
         will_retry = retryable and _should_retry(policy, error)
-        if site.hooks:
-            site.emit(AttemptFailed, handle, error=error, will_retry=will_retry, reason=reason)
+        if site.watched:
+            if site.hooks:
+                site.emit(AttemptFailed, handle, error=error, will_retry=will_retry, reason=reason)
+            if site.on_attempt_failed:
+                notify(site.on_attempt_failed, handle, error, will_retry, reason)
         if not will_retry:
             return False, error, "not_retryable" if retryable else reason
         delay = policy.backoff_delay(attempt)
-        if site.hooks:
-            site.emit(RetryScheduled, handle, delay=delay, error=error)
+        if site.watched:
+            if site.hooks:
+                site.emit(RetryScheduled, handle, delay=delay, error=error)
+            if site.on_retry_scheduled:
+                notify(site.on_retry_scheduled, handle, delay, error)
         handle._phase = _RETRYING
         site.retrying += 1
         try:

@@ -15,7 +15,7 @@ from anyio.abc import TaskGroup
 
 from ._child import StartRelay, run_child
 from ._clock import Clock, SystemClock
-from ._events import Hook, HookFn, normalize_hooks
+from ._events import ChildObserver, Hook, HookFn, normalize_hooks
 from ._exceptions import SupervisorClosed, SupervisorStateError, find_restart_limit, leaves
 from ._handle import ChildHandle
 from ._host import ChildHost, make_host
@@ -53,6 +53,7 @@ class Supervisor:
         *,
         name: str = "root",
         hooks: Sequence[Hook] = (),
+        observers: Sequence[ChildObserver] = (),
         shutdown_grace: float = 10.0,
         checkpoint_timeout: float = 5.0,
         max_restarts: int = 3,
@@ -71,6 +72,7 @@ class Supervisor:
         self.restart_window = check_seconds("restart_window", restart_window, positive=True)
         self.shutdown_report: ShutdownReport | None = None
         self._hooks: tuple[HookFn, ...] = normalize_hooks(hooks)
+        self._observers: tuple[ChildObserver, ...] = tuple(observers)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._state = SupervisorState.NEW
         self._parent: Supervisor | None = None
@@ -100,6 +102,7 @@ class Supervisor:
             self._clock,
             [n._limiter for n in chain if n._limiter is not None],
             [n._thread_limiter for n in chain if n._thread_limiter is not None],
+            self._observers,
         )
 
     def __repr__(self) -> str:
@@ -285,8 +288,9 @@ class Supervisor:
     def child(self, policy: Policy, *, name: str | None = None) -> Supervisor:
         """The child supervisor for `policy` (cached by name, which defaults to `policy.name`).
 
-        It shares this supervisor's task group, hooks and clock, has its own limiters and also honours
-        every ancestor's, so a root cap is global while a child cap keeps one policy from taking all slots.
+        It shares this supervisor's task group, hooks, observers and clock, has its own limiters and also
+        honours every ancestor's, so a root cap is global while a child cap keeps one policy from taking all
+        slots.
         """
         name = policy.name if name is None else name
         existing = self._children.get(name)
@@ -306,6 +310,7 @@ class Supervisor:
             clock=self._clock,
         )
         sub._parent, sub._root, sub._hooks, sub._state = self, self._root, self._hooks, self._state
+        sub._observers = self._observers
         sub._site = sub._make_site()
         self._children[name] = sub
         return sub

@@ -91,7 +91,7 @@ class TaskLifespan:
                 name="taskflow", max_concurrency=self.max_concurrent_tasks, max_threads=self.max_sync_threads
             ),
             name="taskflow",
-            hooks=[self._tracker],
+            observers=[self._tracker],
             shutdown_grace=self.shutdown_grace,
             checkpoint_timeout=self.checkpoint_timeout,
         )

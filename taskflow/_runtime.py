@@ -358,7 +358,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
                 policy=definition.policy,
                 name=definition.name,
                 key=record.task_id,
-                hooks=[self._tracker],
+                observers=[self._tracker],
             )
 
         # A task group of one, so the child runs in (a copy of) the context captured by add_task.
