@@ -7,49 +7,15 @@ per-attempt history, updates the metrics and fans the change out to observers an
 
 from __future__ import annotations
 
-import traceback
 from typing import TYPE_CHECKING
 
 from supervisors import ChildHandle, ChildState
 
-from . import _actor as taskflow_actor
 from ._models import AttemptRecord, TaskRecord, TaskStatus, utcnow
+from ._traceback import error_text, format_traceback
 
 if TYPE_CHECKING:
     from ._runtime import TaskRuntime
-
-
-def error_text(error: BaseException) -> str:
-    """The record's `error` field: the message, or the exception type when the message is empty."""
-    text = str(error)
-    return text if text else type(error).__name__
-
-
-# The actor calls the task's function: the frames down to it (supervisor, anyio's worker thread for a sync
-# task, the actor) lead every task's traceback and say nothing about the failure.
-_ACTOR_FILE = taskflow_actor.__file__
-
-
-def format_traceback(error: BaseException) -> str:
-    """The traceback, chained causes included, as `traceback.format_exception` writes it, but starting at the
-    task's own function (the supervisor's and the actor's frames are left out) and without the `^^^^`
-    position markers: computing those parses every frame's source, and made formatting the failures of a
-    retry storm 30% of its cost (2.5x slower than this)."""
-    tb = start = error.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == _ACTOR_FILE and tb.tb_next is not None:
-            start = tb.tb_next  # the task's function, called by the actor
-        tb = tb.tb_next
-    formatted = traceback.TracebackException(type(error), error, start)
-    seen: set[int] = set()
-    node: traceback.TracebackException | None = formatted
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        node.stack = traceback.StackSummary.from_list(
-            [traceback.FrameSummary(f.filename, f.lineno, f.name, line=f.line) for f in node.stack]
-        )
-        node = node.__cause__ or node.__context__
-    return "".join(formatted.format())
 
 
 class Tracker:

@@ -633,7 +633,7 @@ def test_table_restored_old_records_fall_back_to_a_sorted_walk() -> None:
 
 def test_traceback_keeps_frames_and_chained_causes() -> None:
     """The stored traceback has every frame and the chained cause, like traceback.format_exception."""
-    from taskflow._tracker import format_traceback
+    from taskflow._traceback import format_traceback
 
     def inner() -> None:
         raise ValueError("root cause")
