@@ -664,3 +664,50 @@ def test_throughput_counts_completions_in_constant_memory() -> None:
     stats = recorder.snapshot(0, 0, None)
     assert stats.throughput_per_second == round(3000 / 60, 3) and stats.success == 3000
     assert len(recorder._completions) <= 61
+
+
+@pytest.mark.parametrize("kind", ["async", "sync", "retried"])
+async def test_finished_tasks_leave_no_reference_cycles(kind: str, anyio_backend: str) -> None:
+    """Succeeded and failed tasks are freed by reference counting alone: nothing is left for the cyclic
+    collector (which would otherwise hold a failed task's frames, and whatever their locals refer to,
+    until a full collection)."""
+    import gc
+
+    if kind == "sync" and anyio_backend == "trio":
+        pytest.skip("trio's to_thread leaves reference cycles of its own (closures in trio._threads)")
+    tm = TaskManager()
+
+    @tm.task()
+    async def ok(big: list[int]) -> None:
+        pass
+
+    @tm.task(retries=2)
+    async def failing(big: list[int]) -> None:
+        raise ValueError("fails")
+
+    @tm.task()
+    def failing_sync(big: list[int]) -> None:
+        raise ValueError("fails too")
+
+    func: Any = {"async": failing, "sync": failing_sync, "retried": failing}[kind]
+    async with tm.running():
+        gc.collect()
+        gc.disable()
+        try:
+            ids = [await add(tm, ok, [1] * 10) for _ in range(5)] + [
+                await add(tm, func, [2] * 10) for _ in range(5)
+            ]
+            await wait_finished(tm, ids)
+            await anyio.sleep(0.05)  # the children's tasks end a scheduling round after their records
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            ours = [
+                o
+                for o in gc.garbage
+                if type(o).__name__ in {"ChildHandle", "AsyncActor", "SyncActor", "ValueError", "TaskRecord"}
+            ]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert ours == []
