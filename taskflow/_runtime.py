@@ -286,7 +286,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
         claims_keys = persistence is not None and persistence.active
         for task_id in task_ids:
             live = self._live.get(task_id)
-            if live is None or live.handle is not None:
+            if live is None or live.context is None:
                 continue  # settled (e.g. cancelled) before it started, or already dispatched
             record = live.record
             if self._root is not None and not (claims_keys and record.idempotency_key is not None):
@@ -303,7 +303,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
             live is None
             or record is None
             or record.status is not TaskStatus.PENDING
-            or live.handle is not None
+            or live.context is None  # its context went with it when it was started
         ):
             return  # cancelled before it started, unknown, or already dispatched
         persistence = self._persistence

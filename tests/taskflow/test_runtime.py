@@ -711,3 +711,28 @@ async def test_finished_tasks_leave_no_reference_cycles(kind: str, anyio_backend
             gc.garbage.clear()
             gc.enable()
     assert ours == []
+
+
+@pytest.mark.parametrize("lifespan", [True, False])
+async def test_dispatching_a_task_twice_runs_it_once(lifespan: bool) -> None:
+    tm = TaskManager()
+    runs: list[int] = []
+
+    @tm.task()
+    async def job() -> None:
+        runs.append(1)
+        await anyio.sleep(0.01)
+
+    async def twice() -> str:
+        task_id, _ = tm.submit(job, (), {})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tm.dispatch, task_id)
+            tg.start_soon(tm.dispatch_all, [task_id])
+        return task_id
+
+    if lifespan:
+        async with tm.running():
+            (record,) = await wait_finished(tm, [await twice()])
+    else:
+        record = tm.get(await twice())
+    assert runs == [1] and record.status is TaskStatus.SUCCESS
