@@ -188,19 +188,26 @@ class ChangeBus:
             due = last_metrics + METRICS_INTERVAL - time.monotonic() if self._metrics_dirty else float("inf")
             with anyio.move_on_after(max(0.0, due)):
                 await wake.wait()
-            with self._lock:
-                pending, self._pending = self._pending, {}
-                self._wake_requested = False
-                self._wake = anyio.Event()
-            self._publish(pending.values())
+            published = self._publish_pending()
             refreshed = self._metrics_dirty and time.monotonic() - last_metrics >= METRICS_INTERVAL
             if refreshed:
                 self.refresh_metrics()
                 last_metrics = time.monotonic()
-            if pending or refreshed:
+            if published or refreshed:
                 for sub in list(self._subscribers):
                     sub.notify()
             await anyio.sleep(FLUSH_INTERVAL)
+
+    def _publish_pending(self) -> bool:
+        """Publish the changes gathered since the last flush; True if there were any. (A method of its own so
+        the flush loop keeps no reference to them while it sleeps: they can be thousands of records that the
+        task table has already let go of.)"""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._wake_requested = False
+            self._wake = anyio.Event()
+        self._publish(pending.values())
+        return bool(pending)
 
     def _publish(self, records: Any) -> None:
         if not self._subscribers:

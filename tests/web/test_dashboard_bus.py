@@ -57,6 +57,20 @@ async def test_a_burst_of_changes_to_one_task_is_one_event() -> None:
         assert tasks[0]["id"] == bus.event_id(bus.seq)
 
 
+async def test_the_bus_lets_go_of_changes_once_published() -> None:
+    """Between flushes the bus keeps no record it already published: thousands of them, evicted or packed
+    by the task table meanwhile, would otherwise stay alive until the next change."""
+    import sys
+
+    async with running_bus() as bus:
+        rec = record(1, TaskStatus.SUCCESS)
+        baseline = sys.getrefcount(rec)
+        bus._on_change(rec)
+        assert sys.getrefcount(rec) == baseline + 1
+        await wait_until(lambda: not bus._pending and sys.getrefcount(rec) == baseline, seconds=2)
+        assert sys.getrefcount(rec) == baseline
+
+
 async def test_a_slow_client_gets_one_event_per_task() -> None:
     """A client that misses several flushes still gets each task once, in order of its latest change."""
     async with running_bus() as bus:
