@@ -143,12 +143,7 @@ class TaskActions:
 
     async def delete_history(self, cutoff: datetime) -> dict[str, int]:
         """Forget finished tasks that ended before `cutoff`, in memory and in the store."""
-        old = [
-            r.task_id
-            for r in self.table.records()
-            if r.status.is_terminal and r.end_time is not None and r.end_time < cutoff
-        ]
-        in_memory = self.table.remove(old)
+        in_memory = self.table.remove(self.table.ended_before(cutoff))
         in_store = 0
         persistence = self._persistence
         if persistence is not None and persistence.active:

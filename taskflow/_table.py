@@ -2,7 +2,10 @@
 
 It owns the records of live tasks (pending, running) and the most recent terminal ones, the idempotency
 index, per-status counters, and the filtered, cursor-paged queries the HTTP API serves. Terminal records
-beyond `max_terminal_records` are evicted oldest-first, so memory stays flat under any load.
+beyond `max_terminal_records` are evicted oldest-first, so memory stays flat under any load, and all but the
+newest `KEEP_UNPACKED` of them are kept packed (see `_packed`): a few hundred bytes each, and nothing for the
+garbage collector to walk. A packed record is rebuilt on each read, so `get` returns a new, equal
+`TaskRecord` for it each time; a live record is returned as the object the runtime changes.
 
 Records are added from request handlers (sync routes run in worker threads) and changed on the event loop:
 structural changes take a lock; readers copy under the GIL.
@@ -20,6 +23,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ._models import TaskRecord, TaskStatus
+from ._packed import (
+    Packed,
+    created_at_of,
+    end_time_of,
+    func_name_of,
+    idempotency_key_of,
+    pack,
+    status_of,
+    tag_of,
+    task_id_of,
+    unpack,
+)
 
 MAX_CURSOR_LENGTH = 512
 
@@ -42,9 +57,10 @@ class TaskTable:
     def __init__(self, *, max_terminal_records: int | None = 10_000) -> None:
         if max_terminal_records is not None and max_terminal_records < 0:
             raise ValueError("max_terminal_records must be >= 0 or None")
-        self._records: dict[str, TaskRecord] = {}
+        self._records: dict[str, TaskRecord | Packed] = {}
         self._by_key: dict[str, str] = {}
         self._terminal_order: deque[str] = deque()
+        self._unpacked: deque[str] = deque()  # terminal ids, oldest first, not packed yet
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._max_terminal = max_terminal_records
         self._lock = threading.Lock()
@@ -60,8 +76,11 @@ class TaskTable:
         return len(self._records)
 
     def get(self, task_id: str) -> TaskRecord | None:
-        """The record with this id, or None."""
-        return self._records.get(task_id)
+        """The record with this id, or None (a new copy each time for a packed, finished record)."""
+        item = self._records.get(task_id)
+        if item is None or isinstance(item, TaskRecord):
+            return item
+        return unpack(item)
 
     def add(self, record: TaskRecord) -> None:
         """Add a new record (its idempotency key, if any, now points to it)."""
@@ -85,12 +104,16 @@ class TaskTable:
         # is nudged just past the newest one. Anything older (a record restored from a store) marks the
         # table unordered, and queries fall back to sorting.
         last = self._newest
-        if last is not None and _order_key(record) <= _order_key(last):
+        key = (record.created_at, record.task_id)
+        if last is not None and key <= (last.created_at, last.task_id):
             if not record.status.is_terminal and last.created_at - record.created_at < _NUDGE_LIMIT:
                 record.created_at = last.created_at + _ONE_MICROSECOND
             else:
                 self._ordered = False
-        if self._newest is None or _order_key(record) > _order_key(self._newest):
+        if self._newest is None or (record.created_at, record.task_id) > (
+            self._newest.created_at,
+            self._newest.task_id,
+        ):
             self._newest = record
         self._records[record.task_id] = record
         self._counts[record.status] += 1
@@ -105,7 +128,7 @@ class TaskTable:
         held = self._records.get(task_id) if task_id is not None else None
         if held is None:
             return self._settled_keys.get(key)
-        if held.status in RELEASES_KEY:
+        if status_of(held) in RELEASES_KEY:
             return None
         return task_id
 
@@ -138,31 +161,46 @@ class TaskTable:
 
     def _note_terminal(self, task_id: str) -> None:
         self._terminal_order.append(task_id)
+        unpacked = self._unpacked
+        unpacked.append(task_id)
+        if len(unpacked) > KEEP_UNPACKED:
+            self._pack(unpacked.popleft())
         if self._max_terminal is None:
             return
         while len(self._terminal_order) > self._max_terminal:
             old_id = self._terminal_order.popleft()
             old = self._records.get(old_id)
-            if old is None or not old.status.is_terminal:
-                continue  # retried or already removed
+            if old is None:
+                continue  # already removed
+            status = status_of(old)
+            if not status.is_terminal:
+                continue  # requeued since
             del self._records[old_id]
-            self._counts[old.status] -= 1
+            self._counts[status] -= 1
             self.evicted += 1
-            if old.idempotency_key is not None and self._by_key.get(old.idempotency_key) == old_id:
-                del self._by_key[old.idempotency_key]
-                if old.status is TaskStatus.SUCCESS:
-                    self._settle_key(old.idempotency_key, old_id)
+            key = idempotency_key_of(old)
+            if key is not None and self._by_key.get(key) == old_id:
+                del self._by_key[key]
+                if status is TaskStatus.SUCCESS:
+                    self._settle_key(key, old_id)
+
+    def _pack(self, task_id: str) -> None:
+        record = self._records.get(task_id)
+        if isinstance(record, TaskRecord) and record.status.is_terminal:
+            packed = pack(record)
+            if packed is not None:
+                self._records[task_id] = packed  # same key: the dict keeps its (time) order
 
     def remove(self, task_ids: Iterable[str]) -> int:
         """Forget these terminal records (history deletion); live ones are never removed."""
         removed = 0
         with self._lock:
             for task_id in task_ids:
-                record = self._records.get(task_id)
-                if record is None or not record.status.is_terminal:
+                item = self._records.get(task_id)
+                if item is None or not (status := status_of(item)).is_terminal:
                     continue
                 del self._records[task_id]
-                self._counts[record.status] -= 1
+                self._counts[status] -= 1
                 removed += 1
         return removed
 
@@ -171,8 +209,17 @@ class TaskTable:
         return dict(self._counts)
 
     def records(self) -> list[TaskRecord]:
-        """A snapshot list of every record in memory, oldest first."""
-        return list(self._records.values())
+        """A snapshot list of every record in memory, oldest first (packed ones rebuilt: costly)."""
+        items = list(self._records.values())
+        return [item if isinstance(item, TaskRecord) else unpack(item) for item in items]
+
+    def ended_before(self, cutoff: datetime) -> list[str]:
+        """The ids of the terminal records that ended before `cutoff`."""
+        return [
+            task_id_of(item)
+            for item in list(self._records.values())
+            if status_of(item).is_terminal and (end := end_time_of(item)) is not None and end < cutoff
+        ]
 
     def query(
         self,
@@ -188,31 +235,30 @@ class TaskTable:
         """Records matching every given filter, newest first, `limit` at a time after `cursor`."""
         after = _position(cursor) if cursor is not None else None
 
-        def matches(r: TaskRecord) -> bool:
+        def matches(item: TaskRecord | Packed) -> bool:
             return (
-                (statuses is None or r.status in statuses)
-                and (func_name is None or r.func_name == func_name)
-                and (tag is None or r.tags.get(tag[0]) == tag[1])
-                and (since is None or r.created_at >= since)
-                and (task_id_prefix is None or r.task_id.startswith(task_id_prefix))
+                (statuses is None or status_of(item) in statuses)
+                and (func_name is None or func_name_of(item) == func_name)
+                and (tag is None or tag_of(item, tag[0]) == tag[1])
+                and (since is None or created_at_of(item) >= since)
+                and (task_id_prefix is None or task_id_of(item).startswith(task_id_prefix))
             )
 
-        records = self.records()
+        items = list(self._records.values())
         if self._ordered:
-            newest_first: Iterable[TaskRecord] = reversed(records)
+            newest_first: Iterable[TaskRecord | Packed] = reversed(items)
         else:
-            newest_first = sorted(records, key=_order_key, reverse=True)
+            newest_first = sorted(items, key=_order_key, reverse=True)
         page: list[TaskRecord] = []
-        for record in newest_first:
-            key = _order_key(record)
-            if after is not None and key >= after:
+        for item in newest_first:
+            if after is not None and _order_key(item) >= after:
                 continue
-            if since is not None and record.created_at < since and self._ordered:
+            if since is not None and self._ordered and created_at_of(item) < since:
                 break  # everything further is older still
-            if matches(record):
+            if matches(item):
                 if limit is not None and len(page) == limit:
                     return Page(page, encode_cursor(page[-1]))
-                page.append(record)
+                page.append(item if isinstance(item, TaskRecord) else unpack(item))
         return Page(page, None)
 
 
@@ -222,12 +268,16 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 
 SETTLED_KEYS_LIMIT = 100_000
 
+KEEP_UNPACKED = 256
+"""The newest terminal records stay `TaskRecord` objects: for a moment after a task ends its record is still
+read (the dashboard's first page, listeners, the store writer), and a late change to it still shows."""
+
 RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED})
 """States in which a task no longer holds its idempotency key: resubmitting runs the work again."""
 
 
-def _order_key(record: TaskRecord) -> tuple[datetime, str]:
-    return (record.created_at, record.task_id)
+def _order_key(item: TaskRecord | Packed) -> tuple[datetime, str]:
+    return (created_at_of(item), task_id_of(item))
 
 
 def _position(cursor: str) -> tuple[datetime, str]:
