@@ -60,6 +60,9 @@ class SqliteStore:
         self.path = os.fspath(path)
         self.busy_timeout = float(busy_timeout)
         self._conn: sqlite3.Connection | None = None
+        # The fixed columns of the live tasks this connection committed (see `_sqlite_ops.write`); only
+        # touched on the store's thread, and emptied with the connection.
+        self._written = ops.Written()
         # Made by open(), in the running event loop: an anyio limiter is bound to the loop that first uses it.
         self._limiter: anyio.CapacityLimiter | None = None
 
@@ -112,6 +115,7 @@ class SqliteStore:
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         conn.row_factory = sqlite3.Row
+        self._written.clear()
         try:
             self._conn = conn
             self._retrying(ops.setup, (self.path, SYNCHRONOUS))
@@ -130,6 +134,7 @@ class SqliteStore:
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
+        self._written.clear()
         if conn is not None:
             conn.close()
 
@@ -139,7 +144,7 @@ class SqliteStore:
         self, records: Sequence[TaskRecord], *, owner: str, requeue_ids: frozenset[str] = frozenset()
     ) -> None:
         """Upsert all records in one transaction; args are encoded first (TypeError writes nothing)."""
-        await self._call(ops.write, list(records), owner, requeue_ids)
+        await self._call(ops.write, list(records), owner, requeue_ids, self._written)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The full record with decoded args, or None."""

@@ -11,13 +11,14 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from .._exceptions import PayloadError
 from .._models import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from .._table import RELEASES_KEY
 from ._protocol import RecoveredTask
-from ._sqlite_schema import UPSERT, from_row, migrate, to_row
+from ._sqlite_schema import UPDATE_CHANGING, UPSERT, changing_row, from_row, migrate, to_row
 
 TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
 _LIVE_SQL = f"'{TaskStatus.PENDING.value}', '{TaskStatus.RUNNING.value}'"
@@ -80,13 +81,109 @@ def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> li
     return conn.execute(sql, params).fetchall()
 
 
-def write(conn: sqlite3.Connection, records: list[TaskRecord], owner: str, requeue: frozenset[str]) -> None:
-    rows = [to_row(r, owner, r.task_id in requeue) for r in records]  # encode before taking the lock
-    tags = [(r.task_id, k, v) for r in records for k, v in r.tags.items()]
+Fixed = tuple[str, datetime, tuple[Any, ...], dict[str, Any], dict[str, str], str | None, bytes | None]
+"""A task's fixed columns as this connection last committed them: func_name, created_at, the args tuple,
+the kwargs (name -> the very value object), tags, idempotency key, payload."""
+
+WRITTEN_LIMIT = 65_536
+"""At most this many live tasks are remembered per connection (the oldest are forgotten first)."""
+
+_MISSING = object()
+
+
+class Written:
+    """What one connection knows it stored: the fixed columns of the live tasks it committed, valid as long
+    as no other connection has committed since (`PRAGMA data_version` tells)."""
+
+    __slots__ = ("data_version", "fixed")
+
+    def __init__(self) -> None:
+        self.fixed: dict[str, Fixed] = {}
+        self.data_version: int | None = None
+
+    def clear(self) -> None:
+        self.fixed.clear()
+        self.data_version = None
+
+
+def _fixed(record: TaskRecord) -> Fixed:
+    payload = record.encrypted_payload
+    return (
+        record.func_name,
+        record.created_at,
+        record.args,
+        dict(record.kwargs),
+        dict(record.tags),
+        record.idempotency_key,
+        None if payload is None else bytes(payload),
+    )
+
+
+def _same_fixed(fixed: Fixed, record: TaskRecord) -> bool:
+    """True if `record` would store exactly the fixed columns in `fixed` (arguments compared by identity)."""
+    func_name, created_at, args, kwargs, tags, key, payload = fixed
+    if (
+        record.args is not args
+        or record.func_name != func_name
+        or record.created_at != created_at
+        or record.idempotency_key != key
+        or record.encrypted_payload != payload
+        or record.tags != tags
+        or len(record.kwargs) != len(kwargs)
+    ):
+        return False
+    return all(kwargs.get(name, _MISSING) is value for name, value in record.kwargs.items())
+
+
+def write(
+    conn: sqlite3.Connection,
+    records: list[TaskRecord],
+    owner: str,
+    requeue: frozenset[str],
+    written: Written,
+) -> None:
+    """Upsert `records` in one transaction.
+
+    A live task this connection committed, whose fixed columns are unchanged, has only its changing columns
+    updated: no arguments to encode, no tags to rewrite, no index on created_at or func_name to touch.
+    Every other record is written whole (an upsert, its tags replaced). The shortcut is taken only while
+    no other connection has committed since this one last wrote; a row that is gone anyway is written
+    whole. `written` changes only once the transaction has committed, and forgets a task once it is
+    terminal.
+    """
+    latest = {r.task_id: r for r in records}  # a task listed twice is written once, in its last state
+    fixed = written.fixed
+    updates: list[TaskRecord] = []
+    whole: list[TaskRecord] = []
+    for task_id, record in latest.items():
+        known = fixed.get(task_id)
+        (updates if known is not None and _same_fixed(known, record) else whole).append(record)
+    rows = [to_row(r, owner, r.task_id in requeue) for r in whole]  # encode before taking the lock
+    changes = [changing_row(r, owner, r.task_id in requeue) for r in updates]
     with _immediate(conn):
-        conn.executemany(UPSERT, rows)
-        conn.executemany("DELETE FROM taskflow_tags WHERE task_id = ?", [(r.task_id,) for r in records])
-        conn.executemany("INSERT INTO taskflow_tags (task_id, key, value) VALUES (?, ?, ?)", tags)
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        stale = version != written.data_version  # another connection committed: it may have changed any row
+        if changes and (stale or conn.executemany(UPDATE_CHANGING, changes).rowcount != len(changes)):
+            rows.extend(to_row(r, owner, r.task_id in requeue) for r in updates)
+            whole.extend(updates)
+            updates = []
+        if whole:
+            tags = [(r.task_id, k, v) for r in whole for k, v in r.tags.items()]
+            conn.executemany(UPSERT, rows)
+            conn.executemany("DELETE FROM taskflow_tags WHERE task_id = ?", [(r.task_id,) for r in whole])
+            conn.executemany("INSERT INTO taskflow_tags (task_id, key, value) VALUES (?, ?, ?)", tags)
+    if stale:
+        fixed.clear()
+        written.data_version = version  # our own commits leave it unchanged
+    for record in whole:
+        fixed.pop(record.task_id, None)  # (re-)inserted last: the oldest entries are forgotten first
+        if not TaskStatus(record.status).is_terminal:
+            fixed[record.task_id] = _fixed(record)
+    for record in updates:
+        if TaskStatus(record.status).is_terminal:
+            del fixed[record.task_id]
+    while len(fixed) > WRITTEN_LIMIT:
+        del fixed[next(iter(fixed))]
 
 
 def claim_key(conn: sqlite3.Connection, key: str, task_id: str) -> str | None:

@@ -88,6 +88,24 @@ UPSERT = (
     f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 18)}) "
     "ON CONFLICT (task_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
 )
+CHANGING_COLUMNS = (
+    "status",
+    "start_time",
+    "end_time",
+    "retries_used",
+    "error",
+    "stacktrace",
+    "status_reason",
+    "logs",
+    "attempts",
+    "owner",
+    "requeue",
+)
+"""What changes over a task's life. The rest (func_name, created_at, tags, idempotency_key, call,
+encrypted_payload) is fixed when the task is made."""
+UPDATE_CHANGING = (
+    "UPDATE taskflow_tasks SET " + ", ".join(f"{c} = ?" for c in CHANGING_COLUMNS) + " WHERE task_id = ?"
+)
 
 
 # One encoder, made once: json.dumps() with options builds a new encoder per call, which dominated the
@@ -95,35 +113,72 @@ UPSERT = (
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _attempts_json(record: TaskRecord) -> str:
-    if not record.attempts:
+def _attempts_json(record: TaskRecord, start: str | None, end: str | None) -> str:
+    """`_json([[number, start, end, error], ...])`, written out by hand. `start` and `end` are the texts of
+    the record's start_time and end_time: the first attempt starts and the last one ends at those very
+    datetimes, so their texts are reused rather than formatted again. (Times are UTC text, which JSON
+    needs no escaping for.)"""
+    attempts = record.attempts
+    if not attempts:
         return "[]"
-    return _json(
-        [[a.number, utc_text(a.start_time), utc_text_or_none(a.end_time), a.error] for a in record.attempts]
-    )
+    parts = []
+    for a in attempts:
+        began = start if start is not None and a.start_time is record.start_time else utc_text(a.start_time)
+        ended = a.end_time
+        if ended is None:
+            ended_json = "null"
+        elif end is not None and ended is record.end_time:
+            ended_json = f'"{end}"'
+        else:
+            ended_json = f'"{utc_text(ended)}"'
+        error = "null" if a.error is None else _json(a.error)
+        parts.append(f'[{a.number:d},"{began}",{ended_json},{error}]')
+    return f"[{','.join(parts)}]"
 
 
 def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
     """The row for one record; raises TypeError when its args cannot be encoded."""
+    start = utc_text_or_none(record.start_time)
+    end = utc_text_or_none(record.end_time)
     return (
         record.task_id,
         record.func_name,
         TaskStatus(record.status).value,
         utc_text(record.created_at),
-        utc_text_or_none(record.start_time),
-        utc_text_or_none(record.end_time),
+        start,
+        end,
         record.retries_used,
         record.error,
         record.stacktrace,
         record.status_reason,
         _json(list(record.logs)) if record.logs else "[]",
         _json(dict(record.tags)) if record.tags else "{}",
-        _attempts_json(record),
+        _attempts_json(record, start, end),
         record.idempotency_key,
         encode_call(record.args, record.kwargs),
         None if record.encrypted_payload is None else bytes(record.encrypted_payload),
         owner,
         int(requeue),
+    )
+
+
+def changing_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
+    """The parameters of `UPDATE_CHANGING` for one record: its changing columns, then its task_id."""
+    start = utc_text_or_none(record.start_time)
+    end = utc_text_or_none(record.end_time)
+    return (
+        TaskStatus(record.status).value,
+        start,
+        end,
+        record.retries_used,
+        record.error,
+        record.stacktrace,
+        record.status_reason,
+        _json(list(record.logs)) if record.logs else "[]",
+        _attempts_json(record, start, end),
+        owner,
+        int(requeue),
+        record.task_id,
     )
 
 
