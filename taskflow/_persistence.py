@@ -125,7 +125,17 @@ class Persistence:
         writer = self.writer
         if writer is None or not records:
             return True
-        seq = max(self.save(r, requeue=requeue_of(r)) or 0 for r in records)
+        if self._inbox:
+            self._drain_inbox()
+        seq = 0
+        for record in records:
+            # Most records are still queued since add_task saved them: wait for that batch. The others (their
+            # batch already taken, or saved before the writer started) are saved again.
+            batch = writer.queued_batch(record.task_id)
+            if batch is None:
+                batch = self.save(record, requeue=requeue_of(record)) or 0
+            if batch > seq:
+                seq = batch
         with anyio.move_on_after(self.durable_timeout):
             await writer.wait_committed(seq)
             return True

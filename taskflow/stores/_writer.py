@@ -137,6 +137,15 @@ class BatchWriter:
             self._wake.set()
         return batch.seq
 
+    def queued_batch(self, task_id: str) -> int | None:
+        """The batch that will carry the task's latest state, if one is queued and not yet taken, else None.
+
+        A queued record is copied when its batch is taken, so waiting for this batch makes its current state
+        durable without enqueueing it again.
+        """
+        batch = self._where.get(task_id)
+        return None if batch is None else batch.seq
+
     async def wait_committed(self, seq: int) -> None:
         """Return once batch `seq` and every batch before it are committed.
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import TaskAdmin, TaskManager, TaskRecord, TaskStatus
+from taskflow._persistence import Persistence
 from taskflow.backends import SqliteBackend
 from taskflow.stores import MemoryStore, SqliteStore
 from tests.helpers import serve, wait_finished, wait_until
@@ -427,3 +428,28 @@ async def test_a_durable_task_runs_only_once_its_running_state_is_committed(kind
         store.gate.set()
         await wait_finished(tm, [task_id])
     assert seen == [TaskStatus.RUNNING]
+
+
+@pytest.mark.anyio
+async def test_make_durable_waits_for_queued_records_and_saves_the_others() -> None:
+    """Records still queued are committed in their batch (written once); records never queued, or whose
+    batch already went, are saved again in their current state before make_durable returns True."""
+    store = MemoryStore()
+    persistence = Persistence(
+        store, heartbeat_interval=60, heartbeat_ttl=60, retention_days=None, durable_timeout=5
+    )
+    queued, unsaved, gone = (TaskRecord(task_id, "job", TaskStatus.PENDING) for task_id in ("q", "u", "g"))
+    async with anyio.create_task_group() as tg:
+        await persistence.start(tg)
+        writer = persistence.writer
+        assert writer is not None
+        persistence.save(gone, requeue=True)
+        await persistence.sync()
+        gone.status = TaskStatus.RUNNING  # changed since its batch committed, and not saved since
+        persistence.save(queued, requeue=True)
+        assert await persistence.make_durable([queued, unsaved, gone], lambda record: True)
+        assert writer.statistics().records_written == 4  # gone twice, queued once, unsaved once
+        assert [(await store.get(r.task_id)) == r for r in (queued, unsaved, gone)] == [True] * 3
+        await persistence.close()
+        tg.cancel_scope.cancel()
+    await persistence.close_store()

@@ -257,3 +257,20 @@ async def test_ten_thousand_records_take_a_handful_of_commits(tmp_path: Path) ->
     assert writer.statistics().batches == 10
     assert (await store.counts())[TaskStatus.PENDING] == 10_000
     await store.close()
+
+
+async def test_queued_batch_names_the_batch_that_will_carry_a_task(spy: SpyStore) -> None:
+    """queued_batch: the queued batch holding the task; None once that batch is taken, or if never queued."""
+    spy.gate = anyio.Event()
+    writer = BatchWriter(spy, owner="i1")
+    assert writer.queued_batch("a") is None
+    assert writer.enqueue(rec("a")) == writer.queued_batch("a") == 1
+    async with anyio.create_task_group() as tg:
+        await tg.start(writer.run)
+        await spy.started.wait()  # batch 1 is in flight: no longer queued
+        assert writer.queued_batch("a") is None
+        assert writer.enqueue(rec("a", TaskStatus.RUNNING)) == writer.queued_batch("a") == 2
+        spy.gate.set()
+        await writer.wait_committed(2)
+        assert writer.queued_batch("a") is None
+        tg.cancel_scope.cancel()
