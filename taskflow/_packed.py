@@ -98,10 +98,15 @@ def pack(record: TaskRecord) -> Packed | None:
         and record.status_reason is None
     ):
         return head
-    try:
-        packed_attempts = None if lone else tuple([item for a in attempts for item in _pack_attempt(a)])
-    except _Unpackable:
-        return None
+    packed_attempts: tuple[Any, ...] | None = None
+    if not lone:
+        flat: list[Any] = []
+        try:
+            for a in attempts:
+                flat += (a.number, _stamp(a.start_time), _stamp(a.end_time), a.error)
+        except _Unpackable:
+            return None
+        packed_attempts = tuple(flat)
     return (
         *head,
         _flat(record.kwargs) if record.kwargs else None,
@@ -123,10 +128,6 @@ def _flat(mapping: dict[str, Any]) -> tuple[Any, ...]:
 
 def _unflat(items: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(items[::2], items[1::2], strict=True))
-
-
-def _pack_attempt(attempt: AttemptRecord) -> tuple[int, float | None, float | None, str | None]:
-    return (attempt.number, _stamp(attempt.start_time), _stamp(attempt.end_time), attempt.error)
 
 
 def unpack(packed: Packed) -> TaskRecord:
