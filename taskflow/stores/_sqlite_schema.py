@@ -136,14 +136,21 @@ def _attempts_json(record: TaskRecord, start: str | None, end: str | None) -> st
     return f"[{','.join(parts)}]"
 
 
-def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
-    """The row for one record; raises TypeError when its args cannot be encoded."""
+def _state_columns(record: TaskRecord) -> tuple[str, str | None, str | None, str, str]:
+    """The encoded columns every state change rewrites: status, start, end, logs JSON, attempts JSON."""
     start = utc_text_or_none(record.start_time)
     end = utc_text_or_none(record.end_time)
+    logs = _json(list(record.logs)) if record.logs else "[]"
+    return TaskStatus(record.status).value, start, end, logs, _attempts_json(record, start, end)
+
+
+def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
+    """The row for one record; raises TypeError when its args cannot be encoded."""
+    status, start, end, logs, attempts = _state_columns(record)
     return (
         record.task_id,
         record.func_name,
-        TaskStatus(record.status).value,
+        status,
         utc_text(record.created_at),
         start,
         end,
@@ -151,9 +158,9 @@ def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
         record.error,
         record.stacktrace,
         record.status_reason,
-        _json(list(record.logs)) if record.logs else "[]",
+        logs,
         _json(dict(record.tags)) if record.tags else "{}",
-        _attempts_json(record, start, end),
+        attempts,
         record.idempotency_key,
         encode_call(record.args, record.kwargs),
         None if record.encrypted_payload is None else bytes(record.encrypted_payload),
@@ -164,18 +171,17 @@ def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
 
 def changing_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
     """The parameters of `UPDATE_CHANGING` for one record: its changing columns, then its task_id."""
-    start = utc_text_or_none(record.start_time)
-    end = utc_text_or_none(record.end_time)
+    status, start, end, logs, attempts = _state_columns(record)
     return (
-        TaskStatus(record.status).value,
+        status,
         start,
         end,
         record.retries_used,
         record.error,
         record.stacktrace,
         record.status_reason,
-        _json(list(record.logs)) if record.logs else "[]",
-        _attempts_json(record, start, end),
+        logs,
+        attempts,
         owner,
         int(requeue),
         record.task_id,
