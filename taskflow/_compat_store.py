@@ -183,6 +183,7 @@ class CompatTaskStore:
 
 
 _NO_SUBSCRIBERS = (
-    "TaskStore.add_subscriber()/remove_subscriber() fed fastapi-taskflow's dashboard stream (asyncio queues); "
-    "taskflow's stream works differently. To follow task changes use task_manager.add_listener(callback)"
+    "TaskStore.add_subscriber()/remove_subscriber() fed fastapi-taskflow's dashboard stream (asyncio "
+    "queues); taskflow's stream works differently. To follow task changes use "
+    "task_manager.add_listener(callback)"
 )
