@@ -8,7 +8,7 @@ methods are replaced by it) and proves itself with `taskflow.testing.StoreContra
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .stores import SqliteStore as _SqliteStore
 from .stores import TaskStore as _TaskStore
@@ -34,7 +34,7 @@ _PLANNED = {"RedisBackend": "the Redis store is planned but not released yet; us
 
 if not TYPE_CHECKING:  # hidden from type checkers, so a typo in any other name stays a type error
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> object:
         # `from taskflow.backends import RedisBackend` raises an ImportError that says why, which is also
         # what `try: ... except ImportError:` fallbacks for optional backends expect.
         reason = _PLANNED.get(name)
