@@ -7,7 +7,7 @@ metrics, observers, the store writer and the dashboard see it as they see any ot
 
 Where 0.5.0 let a call corrupt state, this raises instead (docs/migration.md, "TaskManager.store"):
 `create` refuses an id already in use (0.5.0 silently replaced the live record), `update` refuses unknown
-fields, `task_id`, `created_at`, and a status change of a task the runtime is running (cancel it instead),
+fields, `created_at`, and a status change of a task the runtime is running (cancel it instead),
 and takes naive datetimes as UTC (0.5.0 mixed naive and aware times and crashed computing durations).
 """
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._runtime import TaskRuntime
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(TaskRecord))
-_FIXED = frozenset({"task_id", "created_at"})  # the table is indexed and ordered by them
+_FIXED = frozenset({"created_at"})  # the table keeps records in creation order
 _TIMES = frozenset({"start_time", "end_time"})
 
 
