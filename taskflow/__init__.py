@@ -4,6 +4,8 @@ A drop-in for fastapi-taskflow 0.5.0 (change the import line): every task runs a
 task group that the app's lifespan owns, on asyncio or trio.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
 from ._context import get_task_context as get_task_context
@@ -70,3 +72,14 @@ def _cli_main() -> int:
     from .web._cli import main
 
     return main()
+
+
+if not _TYPE_CHECKING:  # hidden from type checkers, so a typo in any other name stays a type error
+
+    def __getattr__(name: str) -> object:
+        # fastapi-taskflow 0.5.0 exported RedisBackend here too: the same ImportError saying why it is absent.
+        if name == "RedisBackend":
+            from . import backends
+
+            return getattr(backends, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

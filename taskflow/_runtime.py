@@ -22,6 +22,7 @@ from supervisors import Policy, Supervisor, SupervisorClosed, run_supervised
 from ._actions import TaskActions
 from ._actor import Actor, ActorServices, make_actor
 from ._codec import encode_call
+from ._compat_store import CompatTaskStore
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
 from ._lifespan import TaskLifespan
@@ -110,7 +111,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
 
         self.registry = TaskRegistry()
         self.table = TaskTable(max_terminal_records=max_terminal_records)
-        self.store = self.table  # fastapi-taskflow's name for the in-memory records
+        self.store = CompatTaskStore(self)  # fastapi-taskflow 0.5.0's `TaskStore` over the table
         self._cipher = ArgsCipher(encrypt_args_key) if encrypt_args_key is not None else None
 
         observers = list(loggers or [])

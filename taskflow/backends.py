@@ -8,6 +8,7 @@ methods are replaced by it) and proves itself with `taskflow.testing.StoreContra
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .stores import SqliteStore as _SqliteStore
 from .stores import TaskStore as _TaskStore
@@ -26,3 +27,17 @@ class SqliteBackend(_SqliteStore):
 
     def __init__(self, db_path: str | os.PathLike[str] = "tasks.db", *, busy_timeout: float = 30.0) -> None:
         super().__init__(db_path, busy_timeout=busy_timeout)
+
+
+_PLANNED = {"RedisBackend": "the Redis store is planned but not released yet; use SqliteBackend meanwhile"}
+"""fastapi-taskflow 0.5.0 backends taskflow does not provide yet, and why."""
+
+if not TYPE_CHECKING:  # hidden from type checkers, so a typo in any other name stays a type error
+
+    def __getattr__(name: str) -> object:
+        # `from taskflow.backends import RedisBackend` raises an ImportError that says why, which is also
+        # what `try: ... except ImportError:` fallbacks for optional backends expect.
+        reason = _PLANNED.get(name)
+        if reason is not None:
+            raise ImportError(f"cannot import {name} from taskflow.backends: {reason}", name=__name__)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

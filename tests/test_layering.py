@@ -3,6 +3,9 @@
 - supervisors/ imports only the standard library and anyio.
 - nothing outside taskflow/web/ imports fastapi or starlette.
 - the core (taskflow/ but web/ and the package __init__) never imports taskflow.web, not even lazily.
+- the fastapi-taskflow 0.5.0 compatibility modules (COMPAT_MODULES: re-exports at 0.5.0's import paths,
+  each marked by its docstring) are faces for users, like the package __init__: they may import taskflow.web,
+  and no project module imports them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = set(sys.stdlib_module_names)
 SUPERVISORS_ALLOWED = {"anyio", "sniffio", "supervisors"}
+COMPAT_MARKER = "fastapi-taskflow 0.5.0 compatibility: re-exports"
+COMPAT_MODULES = {
+    "taskflow/loggers/__init__.py",
+    "taskflow/loggers/base.py",
+    "taskflow/loggers/chain.py",
+    "taskflow/loggers/file.py",
+    "taskflow/loggers/memory.py",
+    "taskflow/loggers/stdout.py",
+    "taskflow/models.py",
+    "taskflow/store.py",
+    "taskflow/task_logging.py",
+    "taskflow/wrapper.py",
+}
 
 
 def _module_parts(path: Path) -> list[str]:
@@ -46,14 +62,23 @@ def _imports(path: Path) -> Iterator[tuple[int, str]]:
                 yield node.lineno, base
 
 
+def _dotted(rel: str) -> str:
+    parts = rel.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _violations() -> list[str]:
     bad = []
     files = sorted(ROOT.glob("supervisors/**/*.py")) + sorted(ROOT.glob("taskflow/**/*.py"))
     assert files, "no source files found: the layering check would pass vacuously"
+    compat = {_dotted(rel) for rel in COMPAT_MODULES}
     for path in files:
         rel = path.relative_to(ROOT).as_posix()
         in_web = rel.startswith("taskflow/web/")
+        face = rel == "taskflow/__init__.py" or rel in COMPAT_MODULES
         for line, module in _imports(path):
+            if module in compat:
+                bad.append(f"{rel}:{line}: imports the compatibility module {module}")
             top = module.split(".")[0]
             if rel.startswith("supervisors/"):
                 if top not in STDLIB and top not in SUPERVISORS_ALLOWED:
@@ -61,7 +86,7 @@ def _violations() -> list[str]:
                 continue
             if top in {"fastapi", "starlette"} and not in_web:
                 bad.append(f"{rel}:{line}: {module} imported outside taskflow/web/")
-            if module.startswith("taskflow.web") and not in_web and rel != "taskflow/__init__.py":
+            if module.startswith("taskflow.web") and not in_web and not face:
                 bad.append(f"{rel}:{line}: the core imports {module}")
     return bad
 
@@ -79,6 +104,10 @@ def test_layering_holds() -> None:
         ("taskflow/_x.py", "from starlette.requests import Request\n", "imported outside taskflow/web/"),
         ("taskflow/_x.py", "from .web import _api\n", "the core imports taskflow.web"),
         ("taskflow/stores/_x.py", "from ..web._api import x\n", "the core imports taskflow.web"),
+        ("taskflow/_x.py", "from .models import TaskRecord\n", "imports the compatibility module"),
+        ("taskflow/web/_x.py", "from ..store import TaskStore\n", "imports the compatibility module"),
+        ("taskflow/__init__.py", "from .loggers import base\n", "imports the compatibility module"),
+        ("taskflow/loggers/_x.py", "from ..web import TaskManager\n", "the core imports taskflow.web"),
     ],
 )
 def test_layering_check_catches_violations(
@@ -96,6 +125,16 @@ def test_layering_check_catches_violations(
     (tmp_path / "taskflow").mkdir(exist_ok=True)
     (tmp_path / "taskflow" / "__init__.py").touch()
     assert any(expected in v for v in _violations())
+
+
+def test_compat_modules_are_exactly_the_marked_ones() -> None:
+    """COMPAT_MODULES lists every module whose docstring carries the compatibility marker, and only those."""
+    marked = set()
+    for path in sorted(ROOT.glob("taskflow/**/*.py")):
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"), str(path))) or ""
+        if docstring.startswith(COMPAT_MARKER):
+            marked.add(path.relative_to(ROOT).as_posix())
+    assert marked == COMPAT_MODULES
 
 
 def test_nothing_reads_outside_the_project() -> None:

@@ -14,6 +14,17 @@ PACKAGES = [
     "taskflow.observers",
     "taskflow.backends",
     "taskflow.stores",
+    # fastapi-taskflow 0.5.0 compatibility modules (re-exports at 0.5.0's import paths)
+    "taskflow.loggers",
+    "taskflow.loggers.base",
+    "taskflow.loggers.chain",
+    "taskflow.loggers.file",
+    "taskflow.loggers.memory",
+    "taskflow.loggers.stdout",
+    "taskflow.models",
+    "taskflow.store",
+    "taskflow.task_logging",
+    "taskflow.wrapper",
 ]
 
 
@@ -49,3 +60,71 @@ def test_fastapi_taskflow_050_names_are_importable() -> None:
     # group-commit writer; docs/migration.md says so).
     missing = [n for n in names if not hasattr(taskflow, n)]
     assert missing == []
+
+
+# What each fastapi-taskflow 0.5.0 module exported, as (0.5.0 module, name, where taskflow defines it).
+FASTAPI_TASKFLOW_050_PATHS = [
+    ("models", "TaskStatus", "taskflow"),
+    ("models", "TaskConfig", "taskflow"),
+    ("models", "TaskRecord", "taskflow"),
+    ("task_logging", "TaskContext", "taskflow"),
+    ("task_logging", "get_task_context", "taskflow"),
+    ("task_logging", "task_log", "taskflow"),
+    ("loggers", "TaskObserver", "taskflow.observers"),
+    ("loggers", "LogEvent", "taskflow.observers"),
+    ("loggers", "LifecycleEvent", "taskflow.observers"),
+    ("loggers", "LoggerChain", "taskflow.observers"),
+    ("loggers", "FileLogger", "taskflow.observers"),
+    ("loggers", "InMemoryLogger", "taskflow.observers"),
+    ("loggers", "StdoutLogger", "taskflow.observers"),
+    ("loggers.base", "TaskObserver", "taskflow.observers"),
+    ("loggers.base", "LogEvent", "taskflow.observers"),
+    ("loggers.base", "LifecycleEvent", "taskflow.observers"),
+    ("loggers.chain", "LoggerChain", "taskflow.observers"),
+    ("loggers.file", "FileLogger", "taskflow.observers"),
+    ("loggers.memory", "InMemoryLogger", "taskflow.observers"),
+    ("loggers.stdout", "StdoutLogger", "taskflow.observers"),
+    ("wrapper", "ManagedBackgroundTasks", "taskflow"),
+    ("store", "TaskStore", "taskflow._compat_store:CompatTaskStore"),
+    ("backends", "SnapshotBackend", "taskflow"),
+    ("backends", "SqliteBackend", "taskflow"),
+]
+
+
+@pytest.mark.parametrize(("module", "name", "origin"), FASTAPI_TASKFLOW_050_PATHS)
+def test_fastapi_taskflow_050_import_paths(module: str, name: str, origin: str) -> None:
+    """`from fastapi_taskflow.<module> import <name>` works as `from taskflow.<module> import <name>`."""
+    imported = getattr(importlib.import_module(f"taskflow.{module}"), name)
+    home, _, attr = origin.partition(":")
+    assert imported is getattr(importlib.import_module(home), attr or name)
+
+
+@pytest.mark.parametrize("module", sorted({m for m, _, _ in FASTAPI_TASKFLOW_050_PATHS} - {"backends"}))
+def test_compat_modules_export_exactly_050_names(module: str) -> None:
+    """Each compatibility module exports 0.5.0's names for that path, no more (it is not a second API)."""
+    expected = {n for m, n, _ in FASTAPI_TASKFLOW_050_PATHS if m == module}
+    assert set(importlib.import_module(f"taskflow.{module}").__all__) == expected
+
+
+def test_task_manager_store_is_the_050_task_store() -> None:
+    """`task_manager.store` is an instance of `taskflow.store.TaskStore`, as in 0.5.0."""
+    from taskflow import TaskManager
+    from taskflow.store import TaskStore
+
+    assert isinstance(TaskManager().store, TaskStore)
+
+
+@pytest.mark.parametrize("module", ["taskflow.backends", "taskflow"])
+def test_redis_backend_import_says_it_is_planned(module: str) -> None:
+    """0.5.0's RedisBackend: importing it raises an ImportError saying the Redis store is not released yet."""
+    with pytest.raises(ImportError, match=r"RedisBackend.*planned but not released yet"):
+        exec(f"from {module} import RedisBackend", {})
+
+
+def test_other_missing_names_stay_attribute_errors() -> None:
+    """Only RedisBackend gets the planned-ImportError: any other unknown name is a plain AttributeError."""
+    import taskflow
+    import taskflow.backends
+
+    assert not hasattr(taskflow, "NoSuchName")
+    assert not hasattr(taskflow.backends, "NoSuchBackend")
