@@ -21,7 +21,6 @@ import anyio
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 OWN = {"taskflow", "supervisors"}
