@@ -176,3 +176,17 @@ async def test_current_backend_and_threadsafe_caller_follow_the_running_loop(any
     with anyio.fail_after(10):
         await called.wait()
     thread.join()
+
+
+def test_the_starlette_testclient_warning_is_filtered(tmp_path: Path) -> None:
+    """The pyproject filter matches what Starlette really emits when its TestClient is imported with httpx."""
+    (tmp_path / "test_import.py").write_text(
+        "def test_import():\n    import fastapi.testclient  # noqa: F401\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"),
+         "--rootdir", str(tmp_path), str(tmp_path / "test_import.py")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
+    assert "1 passed" in result.stdout and "warning" not in result.stdout, result.stdout
