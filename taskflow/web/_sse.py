@@ -304,4 +304,3 @@ class ChangeBus:
             sub.metrics_version = self._metrics_version
             parts.append(sse("metrics", self._metrics_json))
         return "".join(parts)
-
