@@ -23,8 +23,11 @@ from taskflow import (
 )
 
 events = InMemoryLogger()
+# Its own file (not the production example's), so each dashboard lists only its own tasks.
+# snapshot_interval has no effect in taskflow (a DeprecationWarning says so and why); it stays so that this
+# file differs from fastapi-taskflow's quick start by the import line only.
 task_manager = TaskManager(
-    snapshot_db=os.environ.get("TASKFLOW_EXAMPLE_DB", "tasks.db"),
+    snapshot_db=os.environ.get("TASKFLOW_EXAMPLE_DB", "basic_app.db"),
     snapshot_interval=30.0,
     loggers=[events],
     max_concurrent_tasks=10,

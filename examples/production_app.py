@@ -1,11 +1,14 @@
 """A production-shaped app: SQLite persistence, durable tasks, a dashboard behind a login, observers.
 
-Run it:   TASKFLOW_SECRET=change-me uvicorn examples.production_app:app
+Run it:   export TASKFLOW_ADMIN_PASSWORD='a long passphrase' TASKFLOW_SECRET='another long secret'
+          uvicorn examples.production_app:app
           (or, on trio: hypercorn --worker-class trio examples.production_app:app)
 Then:     curl -X POST "http://localhost:8000/orders/42"
-          open http://localhost:8000/tasks/dashboard   (admin / admin)
+          open http://localhost:8000/tasks/dashboard   (user admin, the password you exported)
 
-- `persist=True`: the order's task is committed to tasks.db before the response carrying its id is sent;
+- the dashboard's password has no default: without TASKFLOW_ADMIN_PASSWORD the app refuses to start.
+- tasks are kept in production_app.db (TASKFLOW_DB to change it), a file of its own.
+- `persist=True`: the order's task is committed to the store before the response carrying its id is sent;
   after a crash (even kill -9) it runs, or shows as interrupted, on the next start or on a peer process.
 - `requeue_on_interrupt=True`: the idempotent report is re-run if a shutdown or a crash cut it short.
 - the idempotency key makes a retried POST return the same task id instead of charging twice.
@@ -21,8 +24,17 @@ from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import StdoutLogger, TaskAdmin, TaskManager, task_log
 
+ADMIN_PASSWORD = os.environ.get("TASKFLOW_ADMIN_PASSWORD", "")
+if not ADMIN_PASSWORD:
+    # Refuse to start rather than guard the dashboard (which can cancel and retry tasks) with a
+    # password anyone can guess.
+    raise SystemExit(
+        "examples/production_app.py: set TASKFLOW_ADMIN_PASSWORD to the dashboard's admin password; "
+        "there is no default password"
+    )
+
 task_manager = TaskManager(
-    snapshot_db=os.environ.get("TASKFLOW_DB", "tasks.db"),
+    snapshot_db=os.environ.get("TASKFLOW_DB", "production_app.db"),
     loggers=[StdoutLogger(log_lifecycle=True, min_level="warning")],
     max_concurrent_tasks=100,
     max_sync_threads=8,
@@ -34,7 +46,7 @@ TaskAdmin(
     app,
     task_manager,
     auto_install=True,
-    auth=("admin", os.environ.get("TASKFLOW_ADMIN_PASSWORD", "admin")),
+    auth=("admin", ADMIN_PASSWORD),
     # Give a fixed secret when running several workers, or each signs sessions with its own random key.
     secret_key=os.environ.get("TASKFLOW_SECRET"),
 )

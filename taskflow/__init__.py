@@ -22,6 +22,7 @@ from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
 from .backends import SnapshotBackend as SnapshotBackend
+from .backends import SnapshotScheduler as SnapshotScheduler
 from .backends import SqliteBackend as SqliteBackend
 from .observers import FileLogger as FileLogger
 from .observers import InMemoryLogger as InMemoryLogger
@@ -47,6 +48,7 @@ __all__ = [
     "ManagedBackgroundTasks",
     "PayloadError",
     "SnapshotBackend",
+    "SnapshotScheduler",
     "SqliteBackend",
     "StdoutLogger",
     "TaskAdmin",
@@ -65,6 +67,20 @@ __all__ = [
     "register_type",
     "task_log",
 ]
+
+
+def _version() -> str:
+    # From the installed distribution's metadata; "unknown" (fastapi-taskflow's fallback) when the source
+    # tree is imported without being installed.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("anyio-taskflow")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+__version__ = _version()
 
 
 def _cli_main() -> int:

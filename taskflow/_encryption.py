@@ -62,6 +62,11 @@ class ArgsCipher:
         except (ValueError, TypeError):  # binascii.Error is a ValueError
             raise ConfigurationError(f"{which} is not a valid Fernet key; {_GENERATE}") from None
 
+    @property
+    def fernet(self) -> Any:
+        """The `cryptography` Fernet that encrypts (a MultiFernet when several keys are given)."""
+        return self._fernet
+
     @staticmethod
     def generate_key() -> str:
         """A fresh random key, as text (what `encrypt_args_key=` accepts)."""

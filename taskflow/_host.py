@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
-import sniffio
+
+from ._eventloop import current_backend
 
 if TYPE_CHECKING:
     from ._runtime import TaskRuntime
@@ -57,8 +58,7 @@ class RuntimeHost:
 
 
 def _spawn_on_loop(main: Callable[[], Awaitable[None]]) -> None:
-    library = sniffio.current_async_library()
-    if library == "trio":
+    if current_backend() == "trio":
         import trio
 
         trio.lowlevel.spawn_system_task(main)

@@ -103,6 +103,10 @@ class TaskLifespan:
             with maintenance:
                 await persistence.maintain(self, task_status=task_status)
 
+        if persistence is not None:
+            # Opened before the task group (open is idempotent): a bad store path fails as one clear
+            # error, not wrapped in an ExceptionGroup.
+            await persistence.store.open()
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self._dispatcher.run)

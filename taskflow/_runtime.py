@@ -23,6 +23,7 @@ from ._actions import TaskActions
 from ._actor import Actor, ActorServices, make_actor
 from ._codec import encode_call
 from ._compat_store import CompatTaskStore
+from ._compat import warn_ignored_settings
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
 from ._lifespan import TaskLifespan
@@ -84,6 +85,7 @@ class TaskRuntime(TaskLifespan, TaskActions):
         _check_seconds("checkpoint_timeout", checkpoint_timeout)
         _check_seconds("snapshot_interval", snapshot_interval)
         _check_seconds("merged_list_ttl", merged_list_ttl)
+        warn_ignored_settings(snapshot_interval=snapshot_interval, merged_list_ttl=merged_list_ttl)
         _check_seconds("heartbeat_interval", heartbeat_interval)
         _check_seconds("heartbeat_ttl", heartbeat_ttl)
         _check_seconds("durable_timeout", durable_timeout)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
 from tests.helpers import serve, wait_finished
@@ -19,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def basic_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("TASKFLOW_EXAMPLE_DB", str(tmp_path / "tasks.db"))
     sys.modules.pop("examples.basic_app", None)
-    module = importlib.import_module("examples.basic_app")
+    with pytest.warns(DeprecationWarning, match="snapshot_interval"):  # kept from 0.5.0's quick start
+        module = importlib.import_module("examples.basic_app")
     yield module
     sys.modules.pop("examples.basic_app", None)
 
@@ -57,13 +60,27 @@ def test_supervised_worker_example_is_covered() -> None:
     )
 
 
+def _fresh_import(name: str) -> ModuleType:
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
+async def _login(client: httpx.AsyncClient, password: str) -> int:
+    response = await client.post(
+        "/tasks/auth/login",
+        data={"username": "admin", "password": password},
+        headers={"Origin": "http://testserver"},
+    )
+    return response.status_code
+
+
 async def test_production_example_persists_and_guards_the_dashboard(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """examples/production_app.py: durable tasks land in its SQLite file; the API needs a login."""
+    """examples/production_app.py: durable tasks land in its SQLite file; the API needs the set password."""
     monkeypatch.setenv("TASKFLOW_DB", str(tmp_path / "prod.db"))
-    sys.modules.pop("examples.production_app", None)
-    module = importlib.import_module("examples.production_app")
+    monkeypatch.setenv("TASKFLOW_ADMIN_PASSWORD", "correct horse battery staple")
+    module = _fresh_import("examples.production_app")
     try:
         async with serve(module.app) as client:
             first = (await client.post("/orders/42")).json()["task_id"]
@@ -71,12 +88,9 @@ async def test_production_example_persists_and_guards_the_dashboard(
             report = (await client.post("/reports/2026-11-28")).json()["task_id"]
             await wait_finished(module.task_manager, [first, report])
             assert (await client.get("/tasks")).status_code == 401
-            login = await client.post(
-                "/tasks/auth/login",
-                data={"username": "admin", "password": "admin"},
-                headers={"Origin": "http://testserver"},
-            )
-            assert login.status_code in (302, 303)
+            assert await _login(client, "admin") == 401  # the old default password is gone
+            assert (await client.get("/tasks")).status_code == 401
+            assert await _login(client, "correct horse battery staple") in (302, 303)
             listing = (await client.get("/tasks")).json()  # the client kept the session cookie
     finally:
         sys.modules.pop("examples.production_app", None)
@@ -89,3 +103,51 @@ async def test_production_example_persists_and_guards_the_dashboard(
     stored = await store.get(first)
     await store.close()
     assert stored is not None and stored.status.value == "success"
+
+
+@pytest.mark.parametrize("password", [None, ""])
+def test_production_example_refuses_to_start_without_a_password(
+    password: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without TASKFLOW_ADMIN_PASSWORD (or with an empty one) the production example exits with a message."""
+    if password is None:
+        monkeypatch.delenv("TASKFLOW_ADMIN_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("TASKFLOW_ADMIN_PASSWORD", password)
+    try:
+        with pytest.raises(SystemExit, match="set TASKFLOW_ADMIN_PASSWORD"):
+            _fresh_import("examples.production_app")
+    finally:
+        sys.modules.pop("examples.production_app", None)
+
+
+async def test_each_example_keeps_its_tasks_in_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from one folder with their defaults, the two apps never list each other's tasks."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKFLOW_EXAMPLE_DB", raising=False)
+    monkeypatch.delenv("TASKFLOW_DB", raising=False)
+    monkeypatch.setenv("TASKFLOW_ADMIN_PASSWORD", "s3cret-for-the-test")
+    with pytest.warns(DeprecationWarning, match="snapshot_interval"):  # basic_app is 0.5.0's quick start
+        basic = _fresh_import("examples.basic_app")
+    production = _fresh_import("examples.production_app")
+    try:
+        async with serve(basic.app) as basic_client, serve(production.app) as production_client:
+            email = {"email": "a@example.com"}
+            signup = (await basic_client.post("/signup", params=email)).json()["task_id"]
+            order = (await production_client.post("/orders/1")).json()["task_id"]
+            await wait_finished(basic.task_manager, [signup])
+            await wait_finished(production.task_manager, [order])
+            assert await _login(production_client, "s3cret-for-the-test") in (302, 303)
+            production_names = {t["func_name"] for t in (await production_client.get("/tasks")).json()}
+            basic_names = {t["func_name"] for t in (await basic_client.get("/tasks")).json()}
+    finally:
+        sys.modules.pop("examples.basic_app", None)
+        sys.modules.pop("examples.production_app", None)
+    assert production_names == {"charge_order"}
+    assert basic_names == {"send_email"}
+    assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".db")) == [
+        "basic_app.db",
+        "production_app.db",
+    ]

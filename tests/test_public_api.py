@@ -52,12 +52,11 @@ def test_fastapi_taskflow_050_names_are_importable() -> None:
 
     names = [
         "TaskAdmin", "TaskAuthBackend", "TaskManager", "ManagedBackgroundTasks", "TaskStatus", "TaskRecord",
-        "TaskConfig", "SnapshotBackend", "SqliteBackend", "TaskObserver",
+        "TaskConfig", "SnapshotScheduler", "SnapshotBackend", "SqliteBackend", "TaskObserver",
         "LogEvent", "LifecycleEvent", "LoggerChain", "FileLogger", "InMemoryLogger", "StdoutLogger",
         "task_log", "TaskContext", "get_task_context",
     ]  # fmt: skip
-    # Not yet: RedisBackend (the Redis store has its own issue) and SnapshotScheduler (replaced by the
-    # group-commit writer; docs/migration.md says so).
+    # Not yet: RedisBackend (the Redis store has its own issue).
     missing = [n for n in names if not hasattr(taskflow, n)]
     assert missing == []
 
@@ -128,3 +127,19 @@ def test_other_missing_names_stay_attribute_errors() -> None:
 
     assert not hasattr(taskflow, "NoSuchName")
     assert not hasattr(taskflow.backends, "NoSuchBackend")
+def test_version_comes_from_the_package_metadata() -> None:
+    """`taskflow.__version__` (0.5.0's name) is the installed distribution's version."""
+    import importlib.metadata
+
+    import taskflow
+
+    assert taskflow.__version__ == importlib.metadata.version("anyio-taskflow")
+
+
+def test_snapshot_scheduler_is_exported_where_050_exported_it() -> None:
+    """`SnapshotScheduler` is importable from `taskflow` (0.5.0's `__all__`) and from `taskflow.backends`."""
+    import taskflow
+    import taskflow.backends
+
+    assert taskflow.SnapshotScheduler is taskflow.backends.SnapshotScheduler
+    assert "SnapshotScheduler" in taskflow.__all__ and "SnapshotScheduler" in taskflow.backends.__all__

@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 
 import anyio
 
+from .._exceptions import ConfigurationError
 from .._models import TaskRecord, TaskStatus
 from .._table import Page, encode_cursor
 from . import _sqlite_ops as ops
@@ -111,17 +112,23 @@ class SqliteStore:
     def _open_sync(self) -> None:
         if self._conn is not None:
             return
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError as exc:
+            raise _open_error(self.path, exc) or exc from None
         conn.row_factory = sqlite3.Row
         self._written.clear()
         try:
             self._conn = conn
             self._retrying(ops.setup, (self.path, SYNCHRONOUS))
-        except BaseException:
+        except BaseException as exc:
             self._conn = None
             conn.close()
+            error = _open_error(self.path, exc) if isinstance(exc, sqlite3.OperationalError) else None
+            if error is not None:
+                raise error from None
             raise
 
     async def close(self) -> None:
@@ -262,3 +269,23 @@ def _listing_sql(
     parts = [f"SELECT * FROM ({select(['status = ?'])}{_ORDER})" for _ in values]
     merged: list[Any] = [p for value in values for p in (value, *params, limit)]
     return " UNION ALL ".join(parts) + _ORDER, [*merged, limit]
+
+
+def _open_error(path: str, exc: sqlite3.OperationalError) -> ConfigurationError | None:
+    """One error naming the file and what is wrong with it (sqlite3's message names neither), or None
+    when `exc` is not about opening the file (a schema error stays itself)."""
+    message = str(exc)
+    if "unable to open" not in message and "readonly" not in message:
+        return None
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        problem = "it is a directory; give the path of a file, such as tasks.db inside it"
+    elif not os.path.isdir(parent):
+        problem = f"the directory {parent!r} does not exist; create it first"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"the directory {parent!r} is not writable by this process"
+    elif os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        problem = "the file is not readable and writable by this process"
+    else:
+        problem = message
+    return ConfigurationError(f"cannot open the SQLite task store {path!r}: {problem} (sqlite3: {message})")

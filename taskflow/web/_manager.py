@@ -35,6 +35,12 @@ class TaskManager(TaskRuntime):
         return ManagedBackgroundTasks(self, background_tasks)
 
     @property
+    def fernet(self) -> Any:
+        """fastapi-taskflow's attribute, read-only: the `cryptography` Fernet made from `encrypt_args_key`
+        (a MultiFernet for a list of keys), or None without encryption. It encrypts the arguments' JSON."""
+        return self._cipher.fernet if self._cipher is not None else None
+
+    @property
     def background_tasks(self) -> Callable[[BackgroundTasks], Awaitable[ManagedBackgroundTasks]]:
         """Alias of `get_tasks`, for `Depends(task_manager.background_tasks)`."""
         return self.get_tasks

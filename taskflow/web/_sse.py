@@ -29,8 +29,8 @@ from types import FrameType
 from typing import Any
 
 import anyio
-import sniffio
 
+from .._eventloop import threadsafe_caller
 from .._models import TaskRecord
 from .._table import Page
 from ._charts import ChartStats
@@ -120,7 +120,7 @@ class ChangeBus:
         if self.running or self.closed:
             raise RuntimeError("a ChangeBus runs once")
         self._loop_thread = threading.get_ident()
-        self._soon = _threadsafe_caller()
+        self._soon = threadsafe_caller()
         self._wake = anyio.Event()
         restore = self._chain_signals()
         self.manager.add_listener(self._on_change)
@@ -304,14 +304,3 @@ class ChangeBus:
             sub.metrics_version = self._metrics_version
             parts.append(sse("metrics", self._metrics_json))
         return "".join(parts)
-
-
-def _threadsafe_caller() -> Callable[[Callable[[], None]], object]:
-    """The current loop's non-blocking call-from-any-thread (anyio only offers a blocking one)."""
-    if sniffio.current_async_library() == "trio":
-        import trio
-
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    import asyncio
-
-    return asyncio.get_running_loop().call_soon_threadsafe
