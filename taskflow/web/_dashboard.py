@@ -138,7 +138,9 @@ async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval:
         resume = bus.resume_point(last_event_id)
         yield "retry: 3000\n\n"
         if resume is None:
-            # The first page comes from the store when there is one (history from before a restart).
+            # The first page and the figures come from the store when there is one (history from before a
+            # restart, and every instance's tasks).
+            await bus.fresh_metrics()
             yield bus.snapshot(sub, await bus.manager.query_history(limit=bus.page_size))
         else:
             sub.seq = resume
