@@ -83,8 +83,7 @@ def stream_metrics(m: dict[str, Any], process_charts: dict[str, Any], now: float
                     "runs": f["runs"], "success": f["success"], "failed": f["failed"],
                     "cancelled": f["cancelled"], "interrupted": f["interrupted"],
                     "success_rate": _percent(f["success_rate"]),
-                    "min_ms": _ms(f["min_seconds"]), "avg_ms": _ms(f["avg_seconds"]),
-                    "p50_ms": _ms(f["p50_seconds"]), "p95_ms": _ms(f["p95_seconds"]), "max_ms": _ms(f["max_seconds"]),
+                    **{f"{k}_ms": _ms(f[f"{k}_seconds"]) for k in ("min", "avg", "p50", "p95", "max")},
                 }
                 for name, f in m["functions"].items()
             },
