@@ -42,7 +42,7 @@ class OptionalContract:
         )
 
         async def ids(text: str) -> list[str]:
-            page = await store.query(task_id_search=text)  # type: ignore[call-arg]
+            page = await store.query(task_id_search=text)
             return sorted(r.task_id for r in page.records)
 
         assert await ids("1234abcd") == [a]  # the whole short id
@@ -52,7 +52,7 @@ class OptionalContract:
         assert await ids("00001234") == []  # inside the id, before the short form
 
     async def test_summary_counts_per_function_and_latest_runs(self, store: TaskStore) -> None:
-        """summary(): counts per function and status over every record; the latest-ended runs, newest first."""
+        """summary(): counts per function and status over every record; the latest-ended runs first."""
         if not isinstance(store, SummarizingStore):
             pytest.skip("this store has no summary(): metrics fall back to counts() and this process")
         await store.write(
@@ -77,5 +77,5 @@ class OptionalContract:
             ("send", _S.FAILED, ends[1], 2.0),
             ("bill", _S.SUCCESS, ends[2], 1.25),
         ]
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="limit|recent"):
             await store.summary(recent=0)

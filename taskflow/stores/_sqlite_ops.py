@@ -89,10 +89,11 @@ def summary(conn: sqlite3.Connection, recent: int) -> StoreSummary:
         counts = conn.execute(
             "SELECT func_name, status, COUNT(*) FROM taskflow_tasks GROUP BY func_name, status"
         ).fetchall()
-        # The partial index on end_time serves this newest-first walk; it stops after `recent` rows.
+        # The partial index on end_time serves this newest-first walk and stops after `recent` rows (a
+        # status filter here would make SQLite use the status index and sort every terminal row instead).
         ended = conn.execute(
             "SELECT func_name, status, start_time, end_time FROM taskflow_tasks"
-            f" WHERE end_time IS NOT NULL AND status IN ({TERMINAL_SQL}) ORDER BY end_time DESC LIMIT ?",
+            " WHERE end_time IS NOT NULL ORDER BY end_time DESC LIMIT ?",
             (recent,),
         ).fetchall()
     finally:
@@ -102,6 +103,8 @@ def summary(conn: sqlite3.Connection, recent: int) -> StoreSummary:
         by_function.setdefault(func_name, {})[TaskStatus(status)] = count
     runs = []
     for func_name, status, start_text, end_text in ended:
+        if not TaskStatus(status).is_terminal:
+            continue  # only terminal records have an end_time; a hand-written row might not follow that
         end = parse_utc(end_text)
         assert end is not None  # selected WHERE end_time IS NOT NULL
         start = parse_utc(start_text)

@@ -20,7 +20,9 @@ Metrics: the cards and charts are the `/tasks/metrics` figures (`manager.metrics
 API count the same thing: the store's history, every instance included, when there is a store. A second
 task refreshes them at most every `METRICS_INTERVAL` while something changed here, and every
 `SHARED_METRICS_INTERVAL` with a store (other instances change it without telling this one), and only
-while someone watches. Without a store-wide figure, the charts are this process's `ChartStats`.
+while someone watches; never more often than ten times the last refresh took (a big history's summary is
+a scan, and the store's connection has other work). Without a store-wide figure, the charts are this
+process's `ChartStats`.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class ChangeBus:
         self._metrics_dirty = True
         self._metrics_at = -float("inf")  # time.monotonic() of the last refresh
         self._refreshing: anyio.Event | None = None
+        self._metrics_cost = 0.0  # seconds the last refresh took
 
     # -- producer side (any thread) --------------------------------------------------------------------
 
@@ -208,7 +211,9 @@ class ChangeBus:
             if not self._subscribers:
                 continue  # nobody watches; a new client's snapshot refreshes them first
             age = time.monotonic() - self._metrics_at
-            if self._metrics_dirty or (self.manager.is_persistent and age >= SHARED_METRICS_INTERVAL):
+            interval = METRICS_INTERVAL if self._metrics_dirty else self._shared_interval
+            due = (self._metrics_dirty or self.manager.is_persistent) and age >= max(interval, self._floor)
+            if due:
                 version = self._metrics_version
                 await self.refresh_metrics()
                 if self._metrics_version != version:
@@ -252,7 +257,9 @@ class ChangeBus:
         try:
             self._metrics_dirty = False  # before the query: a change during it makes the next refresh due
             try:
+                began = time.monotonic()
                 data = await self.metrics()
+                self._metrics_cost = time.monotonic() - began
             except Exception:  # the store is down: keep the last figures, the stream goes on
                 self._metrics_dirty = True
                 _log.warning("could not read the dashboard's metrics", exc_info=True)
@@ -261,6 +268,16 @@ class ChangeBus:
         finally:
             self._refreshing = None
             done.set()
+
+    @property
+    def _floor(self) -> float:
+        # The store's summary scans every record: on a big history, refresh less often, so the store's
+        # connection spends at most about a tenth of its time on the dashboard.
+        return 10 * self._metrics_cost
+
+    @property
+    def _shared_interval(self) -> float:
+        return max(SHARED_METRICS_INTERVAL, self._floor)
 
     def _set_metrics(self, data: dict[str, Any]) -> None:
         self._metrics_json = dumps(data)
@@ -275,7 +292,7 @@ class ChangeBus:
         """Refresh the metrics if they are due (called before a snapshot is sent)."""
         if not self.manager.is_persistent:
             return  # `snapshot` computes this process's figures itself
-        if self._metrics_dirty or time.monotonic() - self._metrics_at >= SHARED_METRICS_INTERVAL:
+        if self._metrics_dirty or time.monotonic() - self._metrics_at >= self._shared_interval:
             await self.refresh_metrics()
 
     # -- consumer side (event loop) --------------------------------------------------------------------
