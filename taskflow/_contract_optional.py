@@ -77,5 +77,5 @@ class OptionalContract:
             ("send", _S.FAILED, ends[1], 2.0),
             ("bill", _S.SUCCESS, ends[2], 1.25),
         ]
-        with pytest.raises(ValueError, match="limit|recent"):
+        with pytest.raises(ValueError, match=r"limit|recent"):
             await store.summary(recent=0)
