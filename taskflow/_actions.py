@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
+from ._metrics import store_figures
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
 from ._table import Page
 
@@ -124,11 +125,7 @@ class TaskActions:
         persistence = self._persistence
         if persistence is not None and persistence.active:
             await persistence.sync()
-            counts = await persistence.store.counts()
-            for status in TaskStatus:
-                data[status.value] = counts.get(status, 0)
-            data["total"] = sum(counts.values())
-            data["success_rate"] = data["success"] / data["total"] if data["total"] else 0.0
+            data.update(await store_figures(persistence.store))  # every instance's tasks, not this process's
             writer = persistence.statistics()
             if writer is not None:
                 data["store"] = {

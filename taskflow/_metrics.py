@@ -1,7 +1,9 @@
-"""Task metrics: lifetime outcome counters, recent durations and throughput, as frozen snapshots.
+"""Task metrics: this process's outcome counters, recent durations and throughput, as frozen snapshots;
+and the same figures computed from a store's `summary()`, for every instance sharing the store.
 
 Counters are updated on each terminal transition (O(1)); percentiles are computed on demand over the most
-recent durations, so `/tasks/metrics` costs the same with ten tasks or ten million.
+recent durations, so `/tasks/metrics` costs the same with ten tasks or ten million. With a store, the
+figures come from its aggregate query instead (see `store_figures`), and `scope` says which is which.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from typing import Any
 from supervisors import SupervisorStatistics
 
 from ._models import TaskRecord, TaskStatus
+from .stores._protocol import FinishedRun, StoreSummary, SummarizingStore, TaskStore
 
 THROUGHPUT_WINDOW = 60.0
 DURATION_SAMPLES = 10_000
+TIMELINE_BUCKET = 10  # seconds per bar of the "finished" timeline
+TIMELINE_BUCKETS = 60  # ten minutes of bars
+PROCESS = {"counts": "process", "durations": "process"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ class TaskManagerStatistics:
             "p50_duration_seconds": self.p50_duration_seconds,
             "p95_duration_seconds": self.p95_duration_seconds,
             "throughput_per_second": self.throughput_per_second,
+            "scope": dict(PROCESS),
         }
 
 
@@ -117,3 +124,108 @@ class MetricsRecorder:
             throughput_per_second=round(sum(c for _, c in self._completions) / THROUGHPUT_WINDOW, 3),
             supervisor=supervisor,
         )
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of a sorted list (the recorder's rule), None when empty."""
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 6)
+
+
+def _durations(runs: list[FinishedRun]) -> dict[str, Any]:
+    """min/avg/p50/p95/max seconds of the runs that succeeded or failed (None when there are none)."""
+    ordered = sorted(
+        r.duration
+        for r in runs
+        if r.duration is not None and r.status in (TaskStatus.SUCCESS, TaskStatus.FAILED)
+    )
+    if not ordered:
+        return dict.fromkeys(("min_seconds", "avg_seconds", "p50_seconds", "p95_seconds", "max_seconds"))
+    return {
+        "min_seconds": round(ordered[0], 6),
+        "avg_seconds": round(sum(ordered) / len(ordered), 6),
+        "p50_seconds": round(stats.median(ordered), 6),
+        "p95_seconds": _percentile(ordered, 0.95),
+        "max_seconds": round(ordered[-1], 6),
+    }
+
+
+def _timeline(runs: list[FinishedRun], now: float, complete: bool) -> dict[str, Any]:
+    """Finished runs per TIMELINE_BUCKET seconds over the last TIMELINE_BUCKETS buckets, oldest first:
+    `[bucket start (Unix seconds), succeeded, failed, other outcomes]`."""
+    first = (int(now) // TIMELINE_BUCKET - TIMELINE_BUCKETS + 1) * TIMELINE_BUCKET
+    buckets: dict[int, list[int]] = {}
+    for run in runs:
+        if run.ended < first:
+            continue
+        start = int(run.ended) // TIMELINE_BUCKET * TIMELINE_BUCKET
+        bucket = buckets.setdefault(start, [start, 0, 0, 0])
+        bucket[1 if run.status is TaskStatus.SUCCESS else 2 if run.status is TaskStatus.FAILED else 3] += 1
+    # Not `complete` when the sample of recent runs ran out inside the window: older bars are then short.
+    return {"bucket_seconds": TIMELINE_BUCKET, "series": sorted(buckets.values()), "complete": complete}
+
+
+def summary_figures(summary: StoreSummary, *, now: float, sample: int) -> dict[str, Any]:
+    """The `/tasks/metrics` figures from a store summary taken with `recent=sample`, at Unix time `now`.
+
+    Counts cover every stored record; durations the `sample` latest finished runs; throughput the runs
+    that ended in the last THROUGHPUT_WINDOW seconds.
+    """
+    totals = dict.fromkeys(TaskStatus, 0)
+    for per_status in summary.counts.values():
+        for status, count in per_status.items():
+            totals[status] += count
+    total = sum(totals.values())
+    runs = summary.recent
+    full = len(runs) >= sample
+    window_start = now - THROUGHPUT_WINDOW
+    in_window = sum(1 for r in runs if r.ended >= window_start)
+    # When the sample ran out inside the window, the rate over the span it covers is the better estimate.
+    span = THROUGHPUT_WINDOW if not full or runs[-1].ended < window_start else max(1.0, now - runs[-1].ended)
+    overall = _durations(runs)
+    by_function: dict[str, list[FinishedRun]] = {}
+    for run in runs:
+        by_function.setdefault(run.func_name, []).append(run)
+    functions = {}
+    for name in sorted(summary.counts):
+        counts = summary.counts[name]
+        finished = sum(n for s, n in counts.items() if s.is_terminal)
+        success = counts.get(TaskStatus.SUCCESS, 0)
+        functions[name] = {
+            "runs": finished,
+            **{s.value: counts.get(s, 0) for s in TaskStatus},
+            "success_rate": success / finished if finished else None,
+            **_durations(by_function.get(name, [])),
+        }
+    return {
+        "total": total,
+        **{s.value: totals[s] for s in TaskStatus},
+        "success_rate": totals[TaskStatus.SUCCESS] / total if total else 0.0,
+        "avg_duration_seconds": overall["avg_seconds"] or 0.0,
+        "p50_duration_seconds": overall["p50_seconds"],
+        "p95_duration_seconds": overall["p95_seconds"],
+        "throughput_per_second": round(in_window / span, 3),
+        "scope": {"counts": "store", "durations": "store"},
+        "duration_sample": len(runs),
+        "functions": functions,
+        "timeline": _timeline(
+            runs, now, complete=not full or runs[-1].ended < now - TIMELINE_BUCKET * TIMELINE_BUCKETS
+        ),
+    }
+
+
+async def store_figures(store: TaskStore) -> dict[str, Any]:
+    """The figures a store can give for `/tasks/metrics`: all of them from `summary()` when it has one,
+    else the status counts from `counts()` (durations and throughput then stay this process's)."""
+    if isinstance(store, SummarizingStore):
+        summary = await store.summary(recent=DURATION_SAMPLES)
+        return summary_figures(summary, now=time.time(), sample=DURATION_SAMPLES)
+    counts = await store.counts()
+    total = sum(counts.values())
+    return {
+        "total": total,
+        **{s.value: counts.get(s, 0) for s in TaskStatus},
+        "success_rate": counts.get(TaskStatus.SUCCESS, 0) / total if total else 0.0,
+        "scope": {"counts": "store", "durations": "process"},
+    }

@@ -31,6 +31,24 @@ def new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+SHORT_ID_LENGTH = 8
+
+
+def short_id(task_id: str) -> str:
+    """The short form of a task id that logs and the dashboard show: its last 8 characters.
+
+    Not the first 8: those of a version 7 id are its creation time, the same for every task of about a
+    minute. The last 8 hex digits are random, so tasks made together still read apart. (The dashboard's
+    `shortId()` in `web/static/dashboard.js` mirrors this function.)
+    """
+    return task_id[-SHORT_ID_LENGTH:]
+
+
+def id_matches(task_id: str, text: str) -> bool:
+    """True when `text` starts the full id or its short form: what the dashboard's id search matches."""
+    return task_id.startswith(text) or short_id(task_id).startswith(text)
+
+
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime (taskflow never stores naive times)."""
     return datetime.now(UTC)

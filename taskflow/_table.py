@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ._models import TaskRecord, TaskStatus
+from ._models import TaskRecord, TaskStatus, id_matches
 from ._packed import (
     Packed,
     created_at_of,
@@ -229,6 +229,7 @@ class TaskTable:
         tag: tuple[str, str] | None = None,
         since: datetime | None = None,
         task_id_prefix: str | None = None,
+        task_id_search: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> Page:
@@ -242,6 +243,7 @@ class TaskTable:
                 and (tag is None or tag_of(item, tag[0]) == tag[1])
                 and (since is None or created_at_of(item) >= since)
                 and (task_id_prefix is None or task_id_of(item).startswith(task_id_prefix))
+                and (task_id_search is None or id_matches(task_id_of(item), task_id_search))
             )
 
         items = list(self._records.values())

@@ -1,10 +1,11 @@
 """Text lines for the built-in line observers, and the buffering that keeps their writes off the event loop.
 
-Log line:        `[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z message key=value`
-Lifecycle line:  `[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z -- FAILED error=boom`
+Log line:        `[9f3c2b1a] [send_email] 2026-01-01T12:00:00Z message key=value`
+Lifecycle line:  `[9f3c2b1a] [send_email] 2026-01-01T12:00:00Z -- FAILED error=boom`
 
 `BufferedObserver` formats on the loop (cheap) and writes in a worker thread once per batch: the
-dispatcher calls `flush()` after each batch, and a full buffer flushes on its own.
+dispatcher calls `flush()` after each batch, and a full buffer flushes on its own. The bracketed id is the
+task's `short_id()` (the random end of its id, not the time-ordered start).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 
-from .._models import TaskStatus
+from .._models import TaskStatus, short_id
 from ._base import TaskObserver
 from ._events import LifecycleEvent, LogEvent
 
@@ -42,7 +43,7 @@ def _value(value: Any) -> str:
 
 def format_log(event: LogEvent) -> str:
     """The line for a log event, extras appended as `key=value`."""
-    line = f"[{event.task_id[:8]}] [{event.func_name}] {timestamp(event.timestamp)} {event.message}"
+    line = f"[{short_id(event.task_id)}] [{event.func_name}] {timestamp(event.timestamp)} {event.message}"
     if event.extra:
         line += "".join(f" {k}={_value(v)}" for k, v in event.extra.items())
     return line
@@ -51,7 +52,7 @@ def format_log(event: LogEvent) -> str:
 def format_lifecycle(event: LifecycleEvent) -> str:
     """The line for a status change, with the error when the task failed."""
     status = event.status.value if isinstance(event.status, TaskStatus) else str(event.status)
-    line = f"[{event.task_id[:8]}] [{event.func_name}] {timestamp(event.timestamp)} -- {status.upper()}"
+    line = f"[{short_id(event.task_id)}] [{event.func_name}] {timestamp(event.timestamp)} -- {status.upper()}"
     if event.status == TaskStatus.FAILED and event.error is not None:
         line += f" error={event.error}"
     return line

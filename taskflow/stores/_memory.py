@@ -8,6 +8,7 @@ cannot be stored here either.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,10 +19,10 @@ from anyio.lowlevel import checkpoint
 
 from .._codec import decode_call, encode_call
 from .._exceptions import PayloadError
-from .._models import TaskRecord, TaskStatus
+from .._models import TaskRecord, TaskStatus, id_matches
 from .._table import RELEASES_KEY, Page, encode_cursor
 from ._common import check_limit, check_ttl, copy_record, cursor_position, utc_text
-from ._protocol import RecoveredTask
+from ._protocol import FinishedRun, RecoveredTask, StoreSummary
 
 __all__ = ["MemoryStore"]
 
@@ -104,6 +105,7 @@ class MemoryStore:
         tag: tuple[str, str] | None = None,
         since: datetime | None = None,
         task_id_prefix: str | None = None,
+        task_id_search: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
@@ -121,6 +123,7 @@ class MemoryStore:
             and (tag is None or e.record.tags.get(tag[0]) == tag[1])
             and (since_text is None or utc_text(e.record.created_at) >= since_text)
             and (task_id_prefix is None or e.record.task_id.startswith(task_id_prefix))
+            and (task_id_search is None or id_matches(e.record.task_id, task_id_search))
             and (after is None or e.order() < after)
         ]
         matching.sort(key=_Entry.order, reverse=True)
@@ -136,6 +139,23 @@ class MemoryStore:
         for entry in self._entries.values():
             counts[entry.record.status] += 1
         return counts
+
+    async def summary(self, *, recent: int) -> StoreSummary:
+        """Counts per function and status, and the `recent` terminal records that ended last."""
+        await checkpoint()
+        self._check_open()
+        check_limit(recent)
+        counts: dict[str, dict[TaskStatus, int]] = {}
+        ended: list[tuple[str, FinishedRun]] = []
+        for entry in self._entries.values():
+            r = entry.record
+            per_status = counts.setdefault(r.func_name, {})
+            per_status[r.status] = per_status.get(r.status, 0) + 1
+            if r.status.is_terminal and r.end_time is not None:
+                run = FinishedRun(r.func_name, r.status, r.end_time.timestamp(), r.duration)
+                ended.append((utc_text(r.end_time), run))
+        latest = heapq.nlargest(recent, ended, key=lambda item: item[0])
+        return StoreSummary(counts, [run for _, run in latest])
 
     async def claim_idempotency_key(self, key: str, task_id: str) -> str | None:
         """Bind `key` to `task_id` unless a task that has not failed holds it (then return its id)."""

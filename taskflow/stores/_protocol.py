@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from .._models import TaskRecord, TaskStatus
 from .._table import Page
 
-__all__ = ["RecoveredTask", "TaskStore"]
+__all__ = ["FinishedRun", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,45 @@ class RecoveredTask:
     record: TaskRecord
     requeue: bool
     previous_owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """One terminal record as `summary()` reports it: `ended` is its end_time in Unix seconds, `duration`
+    the seconds from its start to its end (None when it never started)."""
+
+    func_name: str
+    status: TaskStatus
+    ended: float
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSummary:
+    """What the metrics are computed from: `counts[func_name][status]` over every stored record (only the
+    statuses present), and the `recent` terminal records that ended last, newest end first."""
+
+    counts: dict[str, dict[TaskStatus, int]]
+    recent: list[FinishedRun]
+
+
+@runtime_checkable
+class SummarizingStore(Protocol):
+    """The optional aggregate query: a store that has it gives `/tasks/metrics` and the dashboard their
+    history-wide per-function counts, durations, throughput and timeline.
+
+    Optional so a store written against an earlier `TaskStore` keeps working: without it the status counts
+    come from `counts()` and the rest covers this process only (and says so).
+    """
+
+    async def summary(self, *, recent: int) -> StoreSummary:
+        """Record counts per function and status, and the `recent` (>= 1, else ValueError) terminal
+        records with the latest end_time, newest first, ties in any order.
+
+        Served by aggregates and an index on end_time, never by loading every record.
+        Redis: per-function counter hashes kept by the write pipeline, and a ZREVRANGE on the end_time index.
+        """
+        ...
 
 
 @runtime_checkable
@@ -79,10 +118,15 @@ class TaskStore(Protocol):
         tag: tuple[str, str] | None = None,
         since: datetime | None = None,
         task_id_prefix: str | None = None,
+        task_id_search: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
         """Records matching every given filter, newest first by (created_at, task_id), `limit` at a time.
+
+        `task_id_prefix` matches ids that start with it; `task_id_search` (the dashboard's id search) ids
+        whose full form or short form (`taskflow._models.short_id`) starts with it. A store written before
+        `task_id_search` existed still works: the search then falls back to `task_id_prefix`.
 
         `cursor` is a `Page.next_cursor` from an earlier call (format: `taskflow._table.encode_cursor`);
         anything else raises `InvalidCursor`; `limit` < 1 raises `ValueError`. Served by the store (an

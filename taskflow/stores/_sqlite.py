@@ -24,11 +24,11 @@ from typing import Any, Self, TypeVar
 import anyio
 
 from .._exceptions import ConfigurationError
-from .._models import TaskRecord, TaskStatus
+from .._models import SHORT_ID_LENGTH, TaskRecord, TaskStatus
 from .._table import Page, encode_cursor
 from . import _sqlite_ops as ops
 from ._common import check_limit, check_ttl, cursor_position, utc_text
-from ._protocol import RecoveredTask
+from ._protocol import RecoveredTask, StoreSummary
 from ._sqlite_schema import COLUMNS
 
 __all__ = ["SqliteStore"]
@@ -165,6 +165,7 @@ class SqliteStore:
         tag: tuple[str, str] | None = None,
         since: datetime | None = None,
         task_id_prefix: str | None = None,
+        task_id_search: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
@@ -184,6 +185,11 @@ class SqliteStore:
         if task_id_prefix is not None:
             where.append("substr(task_id, 1, ?) = ?")
             params.extend((len(task_id_prefix), task_id_prefix))
+        if task_id_search is not None:
+            # Not indexed: the search box walks the created_at index until it has a page (see docs).
+            short = f"substr(task_id, -{SHORT_ID_LENGTH})"
+            where.append(f"(substr(task_id, 1, ?) = ? OR substr({short}, 1, ?) = ?)")
+            params.extend((len(task_id_search), task_id_search) * 2)
         if cursor is not None:
             where.append("(created_at, task_id) < (?, ?)")
             params.extend(cursor_position(cursor))
@@ -202,6 +208,11 @@ class SqliteStore:
         for status, count in rows:
             counts[TaskStatus(status)] = count
         return counts
+
+    async def summary(self, *, recent: int) -> StoreSummary:
+        """Counts per function and status (one GROUP BY) and the latest-ended records (the end_time index)."""
+        check_limit(recent)
+        return await self._call(ops.summary, recent)
 
     async def claim_idempotency_key(self, key: str, task_id: str) -> str | None:
         """Bind `key` to `task_id` unless a non-failed task holds it, in one IMMEDIATE transaction."""

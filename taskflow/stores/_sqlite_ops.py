@@ -17,7 +17,8 @@ from typing import Any
 from .._exceptions import PayloadError
 from .._models import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from .._table import RELEASES_KEY
-from ._protocol import RecoveredTask
+from ._common import parse_utc
+from ._protocol import FinishedRun, RecoveredTask, StoreSummary
 from ._sqlite_schema import UPDATE_CHANGING, UPSERT, changing_row, from_row, migrate, to_row
 
 TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
@@ -79,6 +80,37 @@ def listing(
 
 def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
     return conn.execute(sql, params).fetchall()
+
+
+def summary(conn: sqlite3.Connection, recent: int) -> StoreSummary:
+    """Counts per (function, status) and the `recent` records that ended last, read in one snapshot."""
+    conn.execute("BEGIN")  # both reads see the same commit, so the figures add up
+    try:
+        counts = conn.execute(
+            "SELECT func_name, status, COUNT(*) FROM taskflow_tasks GROUP BY func_name, status"
+        ).fetchall()
+        # The partial index on end_time serves this newest-first walk and stops after `recent` rows (a
+        # status filter here would make SQLite use the status index and sort every terminal row instead).
+        ended = conn.execute(
+            "SELECT func_name, status, start_time, end_time FROM taskflow_tasks"
+            " WHERE end_time IS NOT NULL ORDER BY end_time DESC LIMIT ?",
+            (recent,),
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    by_function: dict[str, dict[TaskStatus, int]] = {}
+    for func_name, status, count in counts:
+        by_function.setdefault(func_name, {})[TaskStatus(status)] = count
+    runs = []
+    for func_name, status, start_text, end_text in ended:
+        if not TaskStatus(status).is_terminal:
+            continue  # only terminal records have an end_time; a hand-written row might not follow that
+        end = parse_utc(end_text)
+        assert end is not None  # selected WHERE end_time IS NOT NULL
+        start = parse_utc(start_text)
+        duration = None if start is None else (end - start).total_seconds()
+        runs.append(FinishedRun(func_name, TaskStatus(status), end.timestamp(), duration))
+    return StoreSummary(by_function, runs)
 
 
 Fixed = tuple[str, datetime, tuple[Any, ...], dict[str, Any], dict[str, str], str | None, bytes | None]

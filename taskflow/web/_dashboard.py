@@ -125,7 +125,14 @@ def build_dashboard_router(
     @router.get("/dashboard/search", dependencies=guarded)
     async def search(q: Annotated[str, Query(min_length=1, max_length=64)]) -> Any:
         # The JSON list filters by status, function, tag and time but not by id: this is the id search box.
-        page = await bus.manager.query_history(task_id_prefix=q.strip().lower(), limit=MAX_SEARCH)
+        # It matches what the table shows (the short id) as well as the start of the full id.
+        text = q.strip().lower()
+        try:
+            page = await bus.manager.query_history(task_id_search=text, limit=MAX_SEARCH)
+        except TypeError as exc:  # a custom store written before `task_id_search`: full-id prefixes only
+            if "task_id_search" not in str(exc):
+                raise
+            page = await bus.manager.query_history(task_id_prefix=text, limit=MAX_SEARCH)
         return [change_event(r) for r in page.records]
 
     return router
@@ -138,7 +145,9 @@ async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval:
         resume = bus.resume_point(last_event_id)
         yield "retry: 3000\n\n"
         if resume is None:
-            # The first page comes from the store when there is one (history from before a restart).
+            # The first page and the figures come from the store when there is one (history from before a
+            # restart, and every instance's tasks).
+            await bus.fresh_metrics()
             yield bus.snapshot(sub, await bus.manager.query_history(limit=bus.page_size))
         else:
             sub.seq = resume

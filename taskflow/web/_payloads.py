@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .._metrics import TaskManagerStatistics
 from .._models import TaskRecord
 
 ERROR_EXCERPT = 300
@@ -54,19 +53,48 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def stream_metrics(s: TaskManagerStatistics, charts: dict[str, Any]) -> dict[str, Any]:
-    """The stream's `metrics`: 0.5.0's keys (success rate in %, average in ms), then p50/p95, throughput
-    and the chart data."""
-    timed = s.success + s.failed
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
 
-    def ms(value: float | None) -> float | None:
-        return None if value is None else round(value * 1000, 1)
 
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else round(100 * fraction, 1)
+
+
+def stream_metrics(m: dict[str, Any], process_charts: dict[str, Any], now: float) -> dict[str, Any]:
+    """The stream's `metrics`, made from the `/tasks/metrics` JSON `m` so the page shows the API's numbers:
+    0.5.0's keys (success rate in %, average in ms), then p50/p95, throughput, `scope` and the chart data.
+
+    The charts come from `m` when the store gave per-function figures; else from `process_charts` (this
+    process's `ChartStats`), and `charts.scope` says "process".
+    """
+    total = m["total"]
+    timed = m.get("p50_duration_seconds") is not None
+    if "functions" in m:
+        charts = {
+            "scope": "store",
+            "bucket_seconds": m["timeline"]["bucket_seconds"],
+            "now": int(now),
+            "series": m["timeline"]["series"],
+            "complete": m["timeline"]["complete"],
+            "sample": m["duration_sample"],
+            "functions": {
+                name: {
+                    "runs": f["runs"], "success": f["success"], "failed": f["failed"],
+                    "cancelled": f["cancelled"], "interrupted": f["interrupted"],
+                    "success_rate": _percent(f["success_rate"]),
+                    **{f"{k}_ms": _ms(f[f"{k}_seconds"]) for k in ("min", "avg", "p50", "p95", "max")},
+                }
+                for name, f in m["functions"].items()
+            },
+        }  # fmt: skip
+    else:
+        charts = {"scope": "process", **process_charts}
     return {
-        "total": s.total, "pending": s.pending, "running": s.running, "success": s.success,
-        "failed": s.failed, "interrupted": s.interrupted, "cancelled": s.cancelled,
-        "success_rate": round(100 * s.success / s.total, 1) if s.total else None,
-        "avg_duration_ms": int(s.avg_duration_seconds * 1000) if timed else None,
-        "p50_ms": ms(s.p50_duration_seconds), "p95_ms": ms(s.p95_duration_seconds),
-        "throughput_per_second": s.throughput_per_second, "charts": charts,
+        "total": total, "pending": m["pending"], "running": m["running"], "success": m["success"],
+        "failed": m["failed"], "interrupted": m["interrupted"], "cancelled": m["cancelled"],
+        "success_rate": _percent(m["success_rate"]) if total else None,
+        "avg_duration_ms": int(m["avg_duration_seconds"] * 1000) if timed else None,
+        "p50_ms": _ms(m["p50_duration_seconds"]), "p95_ms": _ms(m["p95_duration_seconds"]),
+        "throughput_per_second": m["throughput_per_second"], "scope": m["scope"], "charts": charts,
     }  # fmt: skip

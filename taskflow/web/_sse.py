@@ -15,10 +15,19 @@ with a `Last-Event-ID` it no longer holds, gets a fresh snapshot instead.
 Shutdown: uvicorn waits for open responses to finish before it runs the lifespan shutdown, so an endless
 stream would hold it forever. The bus therefore also closes on SIGINT/SIGTERM (chained in front of the
 server's own handlers, main thread only) as well as when the lifespan ends.
+
+Metrics: the cards and charts are the `/tasks/metrics` figures (`manager.metrics()`), so the page and the
+API count the same thing: the store's history, every instance included, when there is a store. A second
+task refreshes them at most every `METRICS_INTERVAL` while something changed here, and every
+`SHARED_METRICS_INTERVAL` with a store (other instances change it without telling this one), and only
+while someone watches; never more often than ten times the last refresh took (a big history's summary is
+a scan, and the store's connection has other work). Without a store-wide figure, the charts are this
+process's `ChartStats`.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import signal
 import threading
@@ -38,9 +47,11 @@ from ._payloads import change_event, dumps, record_dict, sse, stream_metrics
 
 FLUSH_INTERVAL = 0.1  # at most ~10 flushes a second, whatever the rate of changes
 METRICS_INTERVAL = 1.0
+SHARED_METRICS_INTERVAL = 2.0  # with a store: how stale another instance's tasks may be on the cards
 RING_SIZE = 4096
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-Manager = Any  # taskflow.web.TaskManager (not imported: the bus only needs query/statistics/listeners)
+Manager = Any  # taskflow.web.TaskManager (not imported: the bus only needs query/metrics/listeners)
+_log = logging.getLogger("taskflow.dashboard")
 
 
 class Subscription:
@@ -88,6 +99,9 @@ class ChangeBus:
         self._metrics_version = 0
         self._metrics_json = "{}"
         self._metrics_dirty = True
+        self._metrics_at = -float("inf")  # time.monotonic() of the last refresh
+        self._refreshing: anyio.Event | None = None
+        self._metrics_cost = 0.0  # seconds the last refresh took
 
     # -- producer side (any thread) --------------------------------------------------------------------
 
@@ -127,6 +141,7 @@ class ChangeBus:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flush_loop)
+                tg.start_soon(self._metrics_loop)
                 self.running = True
                 try:
                     yield self
@@ -180,23 +195,30 @@ class ChangeBus:
     # -- the flusher (event loop) ----------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        last_metrics = 0.0
         while True:
             wake = self._wake
             assert wake is not None
-            # With metrics waiting to be sent, wake up in time to send them even if nothing else changes.
-            due = last_metrics + METRICS_INTERVAL - time.monotonic() if self._metrics_dirty else float("inf")
-            with anyio.move_on_after(max(0.0, due)):
-                await wake.wait()
-            published = self._publish_pending()
-            refreshed = self._metrics_dirty and time.monotonic() - last_metrics >= METRICS_INTERVAL
-            if refreshed:
-                self.refresh_metrics()
-                last_metrics = time.monotonic()
-            if published or refreshed:
+            await wake.wait()
+            if self._publish_pending():
                 for sub in list(self._subscribers):
                     sub.notify()
             await anyio.sleep(FLUSH_INTERVAL)
+
+    async def _metrics_loop(self) -> None:
+        # Apart from the flusher: a store query must never hold task events back.
+        while True:
+            await anyio.sleep(METRICS_INTERVAL)
+            if not self._subscribers:
+                continue  # nobody watches; a new client's snapshot refreshes them first
+            age = time.monotonic() - self._metrics_at
+            interval = METRICS_INTERVAL if self._metrics_dirty else self._shared_interval
+            due = (self._metrics_dirty or self.manager.is_persistent) and age >= max(interval, self._floor)
+            if due:
+                version = self._metrics_version
+                await self.refresh_metrics()
+                if self._metrics_version != version:
+                    for sub in list(self._subscribers):
+                        sub.notify()
 
     def _publish_pending(self) -> bool:
         """Publish the changes gathered since the last flush; True if there were any. (A method of its own so
@@ -225,15 +247,53 @@ class ChangeBus:
             self.charts.observe(record)
             self._metrics_dirty = True
 
-    def refresh_metrics(self) -> None:
-        """Recompute the metrics payload (cards and charts) from the manager's statistics."""
-        self._metrics_json = dumps(self.metrics())
-        self._metrics_version += 1
-        self._metrics_dirty = False
+    async def refresh_metrics(self) -> None:
+        """Recompute the metrics payload (cards and charts) from `manager.metrics()`; one query at a time."""
+        running = self._refreshing
+        if running is not None:
+            await running.wait()  # a refresh started meanwhile: its figures are as fresh as ours would be
+            return
+        self._refreshing = done = anyio.Event()
+        try:
+            self._metrics_dirty = False  # before the query: a change during it makes the next refresh due
+            try:
+                began = time.monotonic()
+                data = await self.metrics()
+                self._metrics_cost = time.monotonic() - began
+            except Exception:  # the store is down: keep the last figures, the stream goes on
+                self._metrics_dirty = True
+                _log.warning("could not read the dashboard's metrics", exc_info=True)
+                return
+            self._set_metrics(data)
+        finally:
+            self._refreshing = None
+            done.set()
 
-    def metrics(self) -> dict[str, Any]:
-        """The stream's `metrics` payload (see `stream_metrics`)."""
-        return stream_metrics(self.manager.statistics(), self.charts.to_dict())
+    @property
+    def _floor(self) -> float:
+        # The store's summary scans every record: on a big history, refresh less often, so the store's
+        # connection spends at most about a tenth of its time on the dashboard.
+        return 10 * self._metrics_cost
+
+    @property
+    def _shared_interval(self) -> float:
+        return max(SHARED_METRICS_INTERVAL, self._floor)
+
+    def _set_metrics(self, data: dict[str, Any]) -> None:
+        self._metrics_json = dumps(data)
+        self._metrics_version += 1
+        self._metrics_at = time.monotonic()
+
+    async def metrics(self) -> dict[str, Any]:
+        """The stream's `metrics` payload: the `/tasks/metrics` figures, shaped by `stream_metrics`."""
+        return stream_metrics(await self.manager.metrics(), self.charts.to_dict(), time.time())
+
+    async def fresh_metrics(self) -> None:
+        """Refresh the metrics if they are due (called before a snapshot is sent)."""
+        if not self.manager.is_persistent:
+            return  # `snapshot` computes this process's figures itself
+        if self._metrics_dirty or time.monotonic() - self._metrics_at >= self._shared_interval:
+            await self.refresh_metrics()
 
     # -- consumer side (event loop) --------------------------------------------------------------------
 
@@ -276,8 +336,12 @@ class ChangeBus:
         `page` is the first page when the caller fetched it (from the store); else the in-memory one.
         """
         sub.seq = self.seq
-        if self._metrics_dirty or not self.running:
-            self.refresh_metrics()
+        stale = self._metrics_dirty or not self.running or not self._metrics_version
+        if stale and not self.manager.is_persistent:
+            # Without a store the figures are this process's, computed here at once (no query to wait for).
+            self._metrics_dirty = False
+            m = self.manager.statistics().to_metrics()
+            self._set_metrics(stream_metrics(m, self.charts.to_dict(), time.time()))
         sub.metrics_version = self._metrics_version
         if page is None:
             page = self.manager.query(limit=self.page_size)

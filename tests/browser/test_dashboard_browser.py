@@ -49,6 +49,36 @@ def test_a_task_appears_live_and_its_detail_opens(page: Any, server: str) -> Non
     assert page.errors == []
 
 
+def test_tasks_made_together_have_distinct_short_ids_and_search_finds_them(page: Any, server: str) -> None:
+    """Two tasks made in one request show different short ids, the full id on hover, and searching by the
+    shown short id (or by a full-id prefix) finds them; the detail's copy button copies the full id."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    open_dashboard(page, server)
+    first, second = httpx.post(f"{server}/run-pair/quick", params={"arg": "7"}).json()["task_ids"]
+    assert first[:8] == second[:8]  # what every task of that minute used to show
+    cells = [row(page, task_id).locator("td.mono") for task_id in (first, second)]
+    for cell in cells:
+        cell.wait_for()
+    shown = [cell.inner_text() for cell in cells]
+    assert shown == [first[-8:], second[-8:]] and shown[0] != shown[1]
+    assert [cell.get_attribute("title") for cell in cells] == [first, second]
+    page.fill("#f-search", shown[1])
+    row(page, first).wait_for(state="detached")
+    row(page, second).wait_for()
+    assert page.locator("#tasks tbody tr").count() == 1
+    row(page, second).click()
+    title = page.locator("#detail-title")
+    title.filter(has_text=shown[1]).wait_for()
+    assert title.get_attribute("title") == second
+    page.locator("#detail button.copy").click()
+    page.locator(".toast").filter(has_text="copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == second
+    page.fill("#f-search", first[:13])  # a full-id prefix still finds both
+    row(page, first).wait_for()
+    row(page, second).wait_for()
+    assert page.errors == []
+
+
 def test_retry_a_failed_task_and_watch_it_succeed(page: Any, server: str) -> None:
     """Retry from the detail panel, with confirmation; the new task runs and succeeds live."""
     open_dashboard(page, server)

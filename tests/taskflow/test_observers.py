@@ -175,10 +175,10 @@ async def test_stdout_line_formats(monkeypatch: pytest.MonkeyPatch) -> None:
     await logger.on_lifecycle(lifecycle(TaskStatus.SUCCESS))
     await logger.flush()
     assert "".join(out.writes).splitlines() == [
-        '[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z sent user=7 note="two words"',
-        "[1a2b3c4d] [f] 2026-01-01T12:00:00Z m",
-        "[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z -- FAILED error=boom",
-        "[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z -- SUCCESS",
+        '[d0e0f000] [send_email] 2026-01-01T12:00:00Z sent user=7 note="two words"',
+        "[d0e0f000] [f] 2026-01-01T12:00:00Z m",
+        "[d0e0f000] [send_email] 2026-01-01T12:00:00Z -- FAILED error=boom",
+        "[d0e0f000] [send_email] 2026-01-01T12:00:00Z -- SUCCESS",
     ]
 
 
@@ -223,9 +223,9 @@ async def test_file_logger_writes_lines_in_a_worker_thread(tmp_path: Path, threa
     finally:
         stdlib_logger.removeHandler(spy)
     assert path.read_text().splitlines() == [
-        "[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z one",
-        "[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z two",
-        "[1a2b3c4d] [send_email] 2026-01-01T12:00:00Z -- FAILED error=boom",
+        "[d0e0f000] [send_email] 2026-01-01T12:00:00Z one",
+        "[d0e0f000] [send_email] 2026-01-01T12:00:00Z two",
+        "[d0e0f000] [send_email] 2026-01-01T12:00:00Z -- FAILED error=boom",
     ]
     assert len(threads) == 3
     assert threading.get_ident() not in threads

@@ -18,6 +18,13 @@ const RETRYABLE = new Set(["failed", "interrupted"]);
 const CANCELLABLE = new Set(["pending", "running"]);
 const $ = (sel) => document.querySelector(sel);
 
+/** The short form of a task id: its last 8 characters, which are random (the first 8 of a version 7 id are
+ *  its creation time, the same for a minute of tasks). Mirrors `short_id()` in taskflow/_models.py. */
+const SHORT_ID_LENGTH = 8;
+const shortId = (id) => id.slice(-SHORT_ID_LENGTH);
+/** What the id search matches: the start of the full id or of the short one (`id_matches()` in Python). */
+const idMatches = (id, text) => id.startsWith(text) || shortId(id).startsWith(text);
+
 // ---- small helpers ---------------------------------------------------------------------------------------
 
 /** Build an element: h("td", {class: "num"}, "text", childNode). Strings become text nodes. */
@@ -56,6 +63,21 @@ function fmtTime(iso) {
   const d = new Date(iso);
   const sameDay = d.toDateString() === new Date().toDateString();
   return sameDay ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+/** Copy to the clipboard (the Clipboard API needs a secure context: else the old select-and-copy). */
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = h("textarea", { readonly: true, class: "offscreen" }, text);
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    if (!copied) { toast("Could not copy: select the id and copy it by hand", true); return; }
+  }
+  toast("Task id copied");
 }
 
 function toast(message, isError) {
@@ -114,7 +136,7 @@ const WINDOW_SECONDS = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d"
 
 /** Whether a live task belongs in the current filtered view (same rules as the server's filters). */
 function matches(task, f) {
-  if (f.search) return task.task_id.startsWith(f.search);
+  if (f.search) return idMatches(task.task_id, f.search);
   if (f.status && task.status !== f.status) return false;
   if (f.func && task.func_name !== f.func) return false;
   if (f.tag) {
@@ -171,7 +193,7 @@ function renderRow(task, fresh) {
   const attempts = task.attempt_count ?? (task.attempts ? task.attempts.length : task.retries_used + 1);
   return h("tr", { "data-id": task.task_id, class: [fresh ? "fresh" : "", task.task_id === state.openId ? "open" : ""].join(" ").trim() || null, onclick: () => openDetail(task.task_id) },
     h("td", { class: "sel" }, box),
-    h("td", { class: "mono", title: task.task_id }, task.task_id.slice(0, 8)),
+    h("td", { class: "mono", title: task.task_id }, shortId(task.task_id)),
     h("td", {}, task.func_name),
     h("td", {}, h("span", { class: `status ${task.status}` }, task.status)),
     h("td", { class: "num" }, fmtDuration(task.duration)),
@@ -241,18 +263,31 @@ function addFunctionOption(name) {
 
 // ---- metrics and charts ----------------------------------------------------------------------------------
 
+/** Where the figures come from: the store (every instance, history included) or this process only. */
+function scopeText(m) {
+  const scope = m.scope || {};
+  if (scope.counts !== "store") return "Counting this process's tasks (no shared store).";
+  if (scope.durations !== "store") return "Counts: every instance, from the store. Durations, throughput and charts: this process only (the store has no summary()).";
+  return "Counting every instance's tasks, from the store (history included).";
+}
+
 function renderMetrics(m) {
   state.metrics = m;
   const charts = m.charts || { series: [], functions: {} };
+  const local = (m.scope || {}).counts === "store" && charts.scope === "process";
+  $("#scope").textContent = scopeText(m);
+  $("#chart-scope").textContent = local ? "· this process" : charts.complete === false ? `· latest ${charts.sample} runs` : "";
+  $("#functions-scope").textContent = local ? "· this process" : (m.scope || {}).counts === "store" ? "· all instances" : "";
   const recentFailures = charts.series.filter((b) => b[0] >= charts.now - 60).reduce((n, b) => n + b[2], 0);
   const cards = [
     ["Total", m.total], ["Pending", m.pending], ["Running", m.running], ["Success", m.success],
     ["Failed", m.failed, recentFailures > 0], ["Interrupted", m.interrupted, false], ["Cancelled", m.cancelled],
     ["Success rate", m.success_rate === null ? "–" : `${m.success_rate}%`, m.success_rate !== null && m.success_rate < 90 && m.failed > 0],
-    ["p50", fmtMs(m.p50_ms)], ["p95", fmtMs(m.p95_ms)], ["Throughput", `${m.throughput_per_second}/s`],
+    [local ? "p50 (this process)" : "p50", fmtMs(m.p50_ms)], [local ? "p95 (this process)" : "p95", fmtMs(m.p95_ms)],
+    [local ? "Throughput (this process)" : "Throughput", `${m.throughput_per_second}/s`],
   ];
   $("#cards").replaceChildren(...cards.map(([label, value, alert]) =>
-    h("div", { class: alert ? "card alert" : "card", "data-metric": label.toLowerCase().replace(/ /g, "-") },
+    h("div", { class: alert ? "card alert" : "card", "data-metric": label.replace(" (this process)", "").toLowerCase().replace(/ /g, "-") },
       h("div", { class: "label" }, label), h("div", { class: "value" }, value ?? 0))));
   renderThroughput(charts);
   renderFunctions(charts.functions);
@@ -447,13 +482,16 @@ async function renderDetail(id) {
     return;
   }
   if (state.openId !== id) return;
-  $("#detail-title").textContent = `${task.func_name} · ${task.task_id.slice(0, 8)}`;
+  $("#detail-title").textContent = `${task.func_name} · ${shortId(task.task_id)}`;
+  $("#detail-title").title = task.task_id;
   $("#detail-retry").hidden = !RETRYABLE.has(task.status);
   $("#detail-cancel").hidden = !CANCELLABLE.has(task.status);
   const tags = Object.entries(task.tags || {});
   const parts = [
     definitionList([
-      ["Task id", h("span", { class: "mono" }, task.task_id)], ["Function", task.func_name],
+      ["Task id", [h("span", { class: "mono", id: "detail-id" }, task.task_id), " ",
+        h("button", { type: "button", class: "copy", title: "Copy the full id", onclick: () => copyText(task.task_id) }, "Copy")]],
+      ["Function", task.func_name],
       ["Status", h("span", { class: `status ${task.status}` }, task.status)],
       ["Reason", task.status_reason || undefined], ["Created", fmtTime(task.created_at)],
       ["Started", fmtTime(task.start_time)], ["Ended", fmtTime(task.end_time)],
@@ -480,7 +518,9 @@ async function renderDetail(id) {
   const fn = state.metrics?.charts?.functions?.[task.func_name];
   if (fn) {
     const stat = (label, value) => h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
-    parts.push(...section(`${task.func_name}: all runs`, h("div", { class: "stats" },
+    const where = state.metrics.charts.scope === "process" ? "runs in this process" : "runs of every instance";
+    const durations = state.metrics.charts.sample ? ` (durations: latest ${state.metrics.charts.sample} runs)` : "";
+    parts.push(...section(`${task.func_name}: ${where}${durations}`, h("div", { class: "stats" },
       stat("Runs", fn.runs), stat("Success rate", fn.success_rate === null ? "–" : `${fn.success_rate}%`),
       stat("Failed", fn.failed), stat("Min", fmtMs(fn.min_ms)), stat("Avg", fmtMs(fn.avg_ms)),
       stat("p95", fmtMs(fn.p95_ms)), stat("Max", fmtMs(fn.max_ms)))));
@@ -490,7 +530,7 @@ async function renderDetail(id) {
   $("#detail-body").replaceChildren(...parts);
   api(`?func_name=${encodeURIComponent(task.func_name)}&limit=5`).then(({ body }) => {
     recent.replaceChildren(h("table", {}, h("tbody", {}, body.map((t) =>
-      h("tr", { onclick: () => openDetail(t.task_id) }, h("td", { class: "mono" }, t.task_id.slice(0, 8)),
+      h("tr", { onclick: () => openDetail(t.task_id) }, h("td", { class: "mono", title: t.task_id }, shortId(t.task_id)),
         h("td", {}, h("span", { class: `status ${t.status}` }, t.status)),
         h("td", { class: "num" }, fmtDuration(t.duration)), h("td", {}, fmtTime(t.created_at)))))));
   }, () => recent.replaceChildren("–"));
