@@ -149,14 +149,17 @@ function matches(task, f) {
 
 // ---- the task table --------------------------------------------------------------------------------------
 
+let latestLoad = 0; // loads overlap while the user types: only the newest one may fill the table
+
 async function loadPage() {
+  const load = ++latestLoad;
   const f = filters();
   const cursor = state.cursors[state.cursors.length - 1];
   let tasks;
+  let nextCursor = null;
   try {
     if (f.search) {
       tasks = (await api(`/dashboard/search?q=${encodeURIComponent(f.search)}`)).body;
-      state.nextCursor = null;
     } else {
       const q = new URLSearchParams({ limit: String(PAGE) });
       if (f.status) q.set("status", f.status);
@@ -166,12 +169,14 @@ async function loadPage() {
       if (cursor) q.set("cursor", cursor);
       const { body, response } = await api(`?${q}`);
       tasks = body;
-      state.nextCursor = response.headers.get("X-Next-Cursor");
+      nextCursor = response.headers.get("X-Next-Cursor");
     }
   } catch (err) {
-    toast(`Could not load tasks: ${err.message}`, true);
+    if (load === latestLoad) toast(`Could not load tasks: ${err.message}`, true);
     return;
   }
+  if (load !== latestLoad) return; // a later load (newer filters) answers for the table
+  state.nextCursor = nextCursor;
   state.rows = new Map(tasks.map((t) => [t.task_id, t]));
   renderTable();
 }
