@@ -4,6 +4,7 @@ A drop-in for fastapi-taskflow 0.5.0 (change the import line): every task runs a
 task group that the app's lifespan owns, on asyncio or trio.
 """
 
+from ._codec import UnstoredArgument as UnstoredArgument
 from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
 from ._context import get_task_context as get_task_context
@@ -59,6 +60,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskflowError",
+    "UnstoredArgument",
     "get_task_context",
     "register_type",
     "task_log",
