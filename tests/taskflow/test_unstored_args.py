@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from cryptography.fernet import Fernet
 from fastapi import BackgroundTasks, FastAPI, Request
@@ -17,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from taskflow import InvalidTaskState, TaskAdmin, TaskManager, TaskRecord, TaskStatus, UnstoredArgument
 from taskflow._codec import decode_call
-from taskflow._unstored import unstored_call
+from taskflow._unstored import DISPLAY_LIMIT, unstored_call
 from taskflow.stores import BatchWriter, MemoryStore, SqliteStore
 from tests.helpers import serve, wait_finished
 
@@ -199,7 +200,8 @@ async def test_after_a_crash_a_waiting_task_with_display_forms_is_interrupted_sa
     await dead.open()
     writer = BatchWriter(dead, owner="dead-instance")
     writer.enqueue(pending("via-writer", (Session(),), {}), requeue=True)  # as requeue_pending asks
-    await writer.flush()
+    with anyio.fail_after(10):  # a writer that cannot encode the call retries forever
+        await writer.flush()
     flagged = pending("flagged", (), {"session": Session()})
     shown_args, shown_kwargs = flagged.args.stored  # type: ignore[attr-defined]
     flagged.args, flagged.kwargs = shown_args, shown_kwargs  # a store that kept the flag regardless:
@@ -299,3 +301,19 @@ async def test_each_store_keeps_the_display_forms(kind: str, tmp_path: Path) -> 
         stored = await store.get(task_id)
     assert ran == [session]
     assert stored is not None and stored.args == (UnstoredArgument(SESSION, repr(session)),)
+
+
+class BrokenRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_display_form_is_shortened_and_survives_a_broken_repr() -> None:
+    """A long repr is cut to DISPLAY_LIMIT characters; a failing repr gives a placeholder, not an error."""
+    long = Session("x" * 2000)
+    call = unstored_call((long, BrokenRepr()), {}, redact=False)
+    text = call.stored[0][0].text
+    assert text is not None and len(text) == DISPLAY_LIMIT and text.endswith("\u2026")
+    assert call.stored[0][1] == UnstoredArgument(
+        f"{__name__}.BrokenRepr", f"<{__name__}.BrokenRepr object (its repr() failed)>"
+    )
