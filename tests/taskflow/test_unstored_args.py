@@ -86,14 +86,15 @@ def poll(client: TestClient, task_id: str, status: str) -> dict[str, Any]:
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("requeue_pending", [False, True], ids=["plain", "requeue_pending"])
 def test_route_with_an_upload_and_a_session_runs_with_the_real_objects(
-    anyio_backend: str, tmp_path: Path
+    anyio_backend: str, tmp_path: Path, requeue_pending: bool
 ) -> None:
     """With a SQLite store, a non-persist task given an UploadFile and a session answers 200 and runs with
     the very objects; its stored call holds marked display forms (the encodable argument as it is)."""
     db = tmp_path / "tasks.db"
     seen: list[Any] = []
-    tm = TaskManager(snapshot_db=str(db))
+    tm = TaskManager(snapshot_db=str(db), requeue_pending=requeue_pending)
     app = upload_app(tm, seen)
     with TestClient(app, backend=anyio_backend) as client:
         response = client.post("/upload", content=b"a,b\n1,2\n")
