@@ -6,6 +6,7 @@ task group that the app's lifespan owns, on asyncio or trio.
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+from ._codec import UnstoredArgument as UnstoredArgument
 from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
 from ._context import get_task_context as get_task_context
@@ -63,6 +64,7 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskflowError",
+    "UnstoredArgument",
     "get_task_context",
     "register_type",
     "task_log",

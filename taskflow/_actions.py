@@ -14,6 +14,7 @@ from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
 from ._metrics import store_figures
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
 from ._table import Page
+from ._unstored import NOT_RERUNNABLE, has_unstored
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -104,6 +105,8 @@ class TaskActions:
             raise InvalidTaskState(
                 f"task {task_id} is {record.status.value}: only failed or interrupted tasks can be retried"
             )
+        if has_unstored(record.args, record.kwargs):
+            raise InvalidTaskState(f"task {task_id} cannot be retried: {NOT_RERUNNABLE}")
         definition = self.registry.get(record.func_name)
         new = TaskRecord(
             task_id=new_task_id(),

@@ -6,6 +6,10 @@ enum members, dataclasses, named tuples, pydantic models (found by duck typing, 
 and types registered with `register_type()`. A user dict that has the tag key, or non-str keys, is stored as
 a tagged list of pairs, so no user data is ever mistaken for a tag.
 
+A task that is not persisted may still be given an argument the codec cannot encode (an `UploadFile`, a
+database session): it runs with the object itself, and what its stored history holds in that argument's
+place is an `UnstoredArgument`, a marked display form that nothing re-runs (see `taskflow._unstored`).
+
 Security: decoding never imports a module and never unpickles. A class named in a payload is looked up only
 among modules already in `sys.modules` (or the registry); anything else is a `PayloadError`.
 """
@@ -27,7 +31,17 @@ from typing import Any, TypeVar
 
 from ._exceptions import PayloadError
 
-__all__ = ["decode_call", "dumps", "encode_call", "loads", "register_type"]
+__all__ = [
+    "UnstoredArgument",
+    "UnstoredCallArgs",
+    "decode_call",
+    "dumps",
+    "encode_call",
+    "loads",
+    "register_type",
+    "storable",
+    "type_name",
+]
 
 T = TypeVar("T")
 TAG = "__tf__"
@@ -48,9 +62,64 @@ class _Unencodable(Exception):
         self.reason = reason
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
+    """The type of `value` as messages and display forms name it (builtins without their module)."""
     cls = type(value)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+# ---- arguments that are not stored --------------------------------------------------------------------
+
+
+class UnstoredArgument:
+    """What a store holds in place of an argument the codec could not encode: a display form, not the value.
+
+    Only a task that is not persisted gets one (a `persist=True` task with such an argument is refused at
+    `add_task`); the task itself ran with the real object. `type_name` is the argument's type, `text` its
+    `repr()` (at most 500 characters), or None when argument encryption was on: a repr in clear text could
+    show what encryption protects. A call holding one is never run again: recovery marks the task
+    INTERRUPTED and retry refuses it.
+    """
+
+    __slots__ = ("text", "type_name")
+
+    def __init__(self, type_name: str, text: str | None) -> None:
+        self.type_name = type_name
+        self.text = text
+
+    def __repr__(self) -> str:
+        if self.text is None:
+            return f"<not stored: a {self.type_name}, redacted (argument encryption is on)>"
+        return f"<not stored: {self.text}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnstoredArgument):
+            return NotImplemented
+        return (self.type_name, self.text) == (other.type_name, other.text)
+
+    def __hash__(self) -> int:
+        return hash((self.type_name, self.text))
+
+
+class UnstoredCallArgs(tuple[Any, ...]):
+    """The positional arguments of a call that cannot be stored as it is, carrying what is stored instead.
+
+    It is the very tuple the task is called with. `stored` is the `(args, kwargs)` that `encode_call()`
+    writes in its place, with `UnstoredArgument`s (made by `taskflow._unstored.unstored_call()`). A tuple
+    subclass, so a record keeps one field for its arguments and every store (a custom one included)
+    writes the display form through `encode_call()` unchanged.
+    """
+
+    stored: tuple[tuple[Any, ...], dict[str, Any]]
+
+
+def storable(value: Any) -> bool:
+    """Whether `encode_call()` can store `value` as an argument."""
+    try:
+        _walk(value)
+    except (_Unencodable, RecursionError):
+        return False
+    return True
 
 
 # ---- registry ------------------------------------------------------------------------------------------
@@ -135,6 +204,8 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     uuid.UUID: lambda v: {TAG: "uuid", "v": str(v)},
     Decimal: lambda v: {TAG: "decimal", "v": str(v)},
     **{cls: (lambda v: {TAG: "path", "c": type(v).__name__, "v": str(v)}) for cls in _PATHS.values()},
+    # A record read back from a store holds these; writing it again (recovery) keeps them as they are.
+    UnstoredArgument: lambda v: {TAG: "unstored", "t": v.type_name, "v": v.text},
 }
 
 # Class -> "module:qualname", checked once per class: a class that cannot be found again by name (defined
@@ -175,7 +246,7 @@ def _encode_other(obj: Any) -> Any:
 
 
 def _message(value: object, reason: str, subject: str | None, nested: bool) -> str:
-    what = f"a {_type_name(value)}"
+    what = f"a {type_name(value)}"
     if subject is None:
         head = f"{what} cannot be stored as JSON"
     elif nested:
@@ -200,7 +271,12 @@ _JSON_OUT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)  # ASCII: s
 
 
 def encode_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """Encode a call's arguments; `TypeError` names the first argument that cannot be stored."""
+    """Encode a call's arguments; `TypeError` names the first argument that cannot be stored.
+
+    `UnstoredCallArgs` encode as the display form they carry.
+    """
+    if type(args) is UnstoredCallArgs:
+        args, kwargs = args.stored
     a = [x if type(x) in _SCALARS else _encode_arg(x, f"positional argument {i}") for i, x in enumerate(args)]
     k = {n: v if type(v) in _SCALARS else _encode_arg(v, f"argument {n!r}") for n, v in kwargs.items()}
     # A kwarg literally named like the tag must not read back as a tagged object.
@@ -299,6 +375,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "namedtuple": lambda n: _class(n, _is_namedtuple, "a named tuple")(*n["v"]),
     "model": lambda n: _class(n, _is_model, "a pydantic model").model_validate(n["v"]),
     "ext": _dec_ext,
+    "unstored": lambda n: UnstoredArgument(str(n["t"]), None if n["v"] is None else str(n["v"])),
 }
 
 

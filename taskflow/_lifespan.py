@@ -17,6 +17,7 @@ import anyio
 
 from supervisors import Policy, Supervisor
 
+from ._codec import UnstoredCallArgs
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._persistence import recovery_decision
 from .observers import LogEvent
@@ -149,6 +150,7 @@ class TaskLifespan:
             persistence is not None
             and persistence.active
             and definition is not None
+            and type(record.args) is not UnstoredCallArgs  # only display forms are stored: cannot re-run
             and (
                 definition.config.requeue_on_interrupt
                 if record.status is TaskStatus.RUNNING

@@ -25,6 +25,7 @@ from anyio.abc import TaskStatus as AnyioTaskStatus
 
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._table import SETTLED_KEYS_LIMIT
+from ._unstored import NOT_RERUNNABLE, has_unstored
 from .stores import BatchWriter, RecoveredTask, TaskStore, WriterStatistics
 
 
@@ -235,10 +236,14 @@ class Persistence:
 
 
 def recovery_decision(orphan: RecoveredTask, *, can_run: bool) -> tuple[TaskStatus, str]:
-    """What becomes of a task taken over from a lost instance: re-run it, or mark it INTERRUPTED."""
+    """What becomes of a task taken over from a lost instance: re-run it, or mark it INTERRUPTED.
+
+    A task whose stored call holds display forms (`UnstoredArgument`) is never re-run.
+    """
     record = orphan.record
-    if orphan.requeue and can_run:
-        return TaskStatus.PENDING, f"requeued: instance {orphan.previous_owner[:8]} was lost"
-    if record.status is TaskStatus.RUNNING:
-        return TaskStatus.INTERRUPTED, f"instance {orphan.previous_owner[:8]} was lost while it ran"
-    return TaskStatus.INTERRUPTED, f"instance {orphan.previous_owner[:8]} was lost before it ran"
+    lost = f"instance {orphan.previous_owner[:8]} was lost"
+    unstored = has_unstored(record.args, record.kwargs)  # whatever the flag says: never run display forms
+    if orphan.requeue and can_run and not unstored:
+        return TaskStatus.PENDING, f"requeued: {lost}"
+    reason = f"{lost} while it ran" if record.status is TaskStatus.RUNNING else f"{lost} before it ran"
+    return TaskStatus.INTERRUPTED, f"{reason}; {NOT_RERUNNABLE}" if unstored else reason

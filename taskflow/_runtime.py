@@ -21,9 +21,8 @@ from supervisors import Policy, Supervisor, SupervisorClosed, run_supervised
 
 from ._actions import TaskActions
 from ._actor import Actor, ActorServices, make_actor
-from ._codec import encode_call
-from ._compat_store import CompatTaskStore
 from ._compat import warn_ignored_settings
+from ._compat_store import CompatTaskStore
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
 from ._lifespan import TaskLifespan
@@ -33,6 +32,7 @@ from ._persistence import Persistence, request_records
 from ._registry import RetryOn, TaskDefinition, TaskRegistry
 from ._table import TaskTable
 from ._tracker import Tracker
+from ._unstored import call_to_store
 from .observers import FileLogger, LifecycleEvent, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
 from .stores import TaskStore
 
@@ -218,11 +218,9 @@ class TaskRuntime(TaskLifespan, TaskActions):
             if holder is not None:
                 return holder, False
         payload = None
-        if self._cipher is not None:
-            payload = self._cipher.encrypt_call(args, kwargs)
-            args, kwargs = (), {}
-        elif self._persistence is not None:
-            encode_call(args, kwargs)  # a TypeError naming the argument now, not a failing write later
+        if self._cipher is not None or self._persistence is not None:
+            persist = definition.config.persist
+            args, kwargs, payload = call_to_store(args, kwargs, persist=persist, cipher=self._cipher)
         record = TaskRecord(
             task_id=new_task_id(),
             func_name=definition.name,

@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
 from anyio.lowlevel import checkpoint
 
+from .._codec import UnstoredCallArgs
 from .._models import TaskRecord
 from ._common import copy_record
 from ._protocol import TaskStore
@@ -120,6 +121,7 @@ class BatchWriter:
     def enqueue(self, record: TaskRecord, *, requeue: bool = False) -> int:
         """Queue `record` for writing; returns the sequence number of the batch that will carry it.
 
+        A record whose arguments could not be stored (`UnstoredCallArgs`) is never flagged `requeue`.
         Sync and O(1); call it on the event loop thread only (from a worker thread, go through
         `anyio.from_thread.run_sync`). The record is copied when its batch is taken, so the latest state
         at that moment is what gets written.
@@ -132,6 +134,8 @@ class BatchWriter:
                 self._next_seq += 1
                 self._queue.append(batch)
             self._where[record.task_id] = batch
+        if requeue and type(record.args) is UnstoredCallArgs:
+            requeue = False  # only display forms of its arguments are stored: it can never be re-run
         batch.records[record.task_id] = (record, requeue)
         if self._wake is not None:
             self._wake.set()

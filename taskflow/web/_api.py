@@ -20,6 +20,7 @@ from .._exceptions import InvalidTaskState, TaskNotFound, TaskNotRegistered
 from .._models import TaskStatus, utcnow
 from .._table import InvalidCursor
 from ._manager import TaskManager
+from ._payloads import record_dict
 
 MAX_PAGE = 1000
 MAX_ID_LENGTH = 64
@@ -79,12 +80,7 @@ def build_api_router(
     router = APIRouter(dependencies=list(dependencies), tags=["tasks"])
 
     async def task_dict(task_id: str) -> dict[str, Any]:
-        record = await manager.find(task_id)
-        data = record.to_dict()
-        if display_func_args and record.encrypted_payload is None:
-            data["args"] = [repr(a) for a in record.args]
-            data["kwargs"] = {k: repr(v) for k, v in record.kwargs.items()}
-        return data
+        return record_dict(await manager.find(task_id), display_func_args)
 
     @router.get("", summary="List tasks, newest first")
     async def list_tasks(

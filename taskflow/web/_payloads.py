@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._codec import UnstoredCallArgs
 from .._models import TaskRecord
 
 ERROR_EXCERPT = 300
 
 
 def record_dict(record: TaskRecord, display_func_args: bool) -> dict[str, Any]:
-    """`to_dict()`, plus `repr()`s of the arguments when the admin shows them (never encrypted ones)."""
+    """`to_dict()`, plus `repr()`s of the arguments when the admin shows them (never encrypted ones).
+
+    A call that could not be stored shows what the store holds for it (`<not stored: ...>` display forms,
+    redacted when encryption is on), live or read back after a restart alike.
+    """
     data = record.to_dict()
     if display_func_args and record.encrypted_payload is None:
-        data["args"] = [repr(a) for a in record.args]
-        data["kwargs"] = {k: repr(v) for k, v in record.kwargs.items()}
+        args, kwargs = record.args, record.kwargs
+        if type(args) is UnstoredCallArgs:
+            args, kwargs = args.stored
+        data["args"] = [repr(a) for a in args]
+        data["kwargs"] = {k: repr(v) for k, v in kwargs.items()}
     return data
 
 

@@ -284,3 +284,25 @@ def test_corrupt_payload_is_a_payload_error(text: str) -> None:
     """Malformed JSON, a foreign envelope, unknown tags and broken tagged values raise PayloadError."""
     with pytest.raises(PayloadError):
         decode_call(text)
+
+
+def test_unstored_argument_is_a_tagged_display_form_that_reads_back_marked() -> None:
+    """An UnstoredArgument encodes under its own tag and decodes to an UnstoredArgument, never a string."""
+    shown = _codec.UnstoredArgument("app.Session", "Session(id=1)")
+    redacted = _codec.UnstoredArgument("app.Session", None)
+    text = encode_call((shown,), {"s": redacted})
+    assert json.loads(text)["a"] == [{"__tf__": "unstored", "t": "app.Session", "v": "Session(id=1)"}]
+    assert decode_call(text) == ((shown,), {"s": redacted})
+    assert repr(shown) == "<not stored: Session(id=1)>"
+    assert repr(redacted) == "<not stored: a app.Session, redacted (argument encryption is on)>"
+    with pytest.raises(ValueError, match="stored natively"):
+        register_type(_codec.UnstoredArgument, name="x", encode=str, decode=str)
+
+
+def test_unstored_call_args_encode_as_the_display_form_they_carry() -> None:
+    """encode_call writes what UnstoredCallArgs carry in `stored`, not the objects the task runs with."""
+    conn = object()
+    call = _codec.UnstoredCallArgs((conn, 2))
+    call.stored = ((_codec.UnstoredArgument("object", "<object>"), 2), {"k": 1})
+    assert decode_call(encode_call(call, {"k": conn})) == call.stored
+    assert not _codec.storable(conn) and _codec.storable([1, (2, 3)])
