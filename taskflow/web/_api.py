@@ -79,7 +79,7 @@ def build_api_router(
     router = APIRouter(dependencies=list(dependencies), tags=["tasks"])
 
     async def task_dict(task_id: str) -> dict[str, Any]:
-        record = await manager.find(task_id)
+        record = await manager.actions.find(task_id)
         data = record.to_dict()
         if display_func_args and record.encrypted_payload is None:
             data["args"] = [repr(a) for a in record.args]
@@ -103,7 +103,7 @@ def build_api_router(
             }
             if cursor is not None and limit is None:
                 limit = 100
-            page = await manager.query_history(
+            page = await manager.actions.query_history(
                 func_name=func_name or None, limit=limit, cursor=cursor, **filters
             )
         except InvalidCursor:
@@ -115,7 +115,7 @@ def build_api_router(
 
     @router.get("/metrics", summary="Counts, success rate, durations and throughput")
     async def metrics() -> Any:
-        return await manager.metrics()
+        return await manager.actions.metrics()
 
     @router.get("/supervision", summary="The supervision tree and the registered task functions")
     async def supervision() -> Any:
@@ -150,7 +150,8 @@ def build_api_router(
     ) -> Any:
         if unit not in _HISTORY_UNITS:
             return _error(400, "unit must be one of: min, hour, day")
-        return await manager.delete_history(utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit]))
+        cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
+        return await manager.actions.delete_history(cutoff)
 
     @router.get("/{task_id}", summary="One task")
     async def get_task(task_id: str) -> Any:
@@ -166,7 +167,7 @@ def build_api_router(
         if len(task_id) > MAX_ID_LENGTH:
             return _not_found()
         try:
-            new = manager.retry(task_id, record=await manager.find(task_id))
+            new = manager.actions.resubmit(task_id, record=await manager.actions.find(task_id))
         except TaskNotFound:
             return _not_found()
         except InvalidTaskState as exc:
@@ -175,7 +176,7 @@ def build_api_router(
             return _error(409, str(exc))
         return JSONResponse(
             {"task_id": new.task_id, "task": new.to_dict()},
-            background=BackgroundTask(manager.dispatch, new.task_id),
+            background=BackgroundTask(manager.launcher.start, new.task_id),
         )
 
     @router.post("/{task_id}/cancel", summary="Cancel a pending or running task")
@@ -183,7 +184,7 @@ def build_api_router(
         if len(task_id) > MAX_ID_LENGTH:
             return _not_found()
         try:
-            record = manager.cancel(task_id)
+            record = manager.actions.cancel(task_id)
         except TaskNotFound:
             return _not_found()
         except InvalidTaskState as exc:

@@ -125,7 +125,7 @@ def build_dashboard_router(
     @router.get("/dashboard/search", dependencies=guarded)
     async def search(q: Annotated[str, Query(min_length=1, max_length=64)]) -> Any:
         # The JSON list filters by status, function, tag and time but not by id: this is the id search box.
-        page = await bus.manager.query_history(task_id_prefix=q.strip().lower(), limit=MAX_SEARCH)
+        page = await bus.manager.actions.query_history(task_id_prefix=q.strip().lower(), limit=MAX_SEARCH)
         return [change_event(r) for r in page.records]
 
     return router
@@ -139,7 +139,7 @@ async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval:
         yield "retry: 3000\n\n"
         if resume is None:
             # The first page comes from the store when there is one (history from before a restart).
-            yield bus.snapshot(sub, await bus.manager.query_history(limit=bus.page_size))
+            yield bus.snapshot(sub, await bus.manager.actions.query_history(limit=bus.page_size))
         else:
             sub.seq = resume
         while bus.running and not bus.closed:

@@ -1,10 +1,10 @@
 """The change bus behind the dashboard's SSE stream: task changes in, small coalesced events out.
 
-The runtime calls `ChangeBus._on_change(record)` after every change, on the event loop or, for log lines of
-sync tasks and submissions from sync routes, on a worker thread. That call only puts the record in a dict
-keyed by task id under a lock (bursts coalesce: one entry per task) and, if the flusher is idle, wakes it:
-directly on the loop thread, through the loop's thread-safe call elsewhere. No anyio object is touched from
-a foreign thread.
+The bus is one of the runtime's listener sinks: it `take`s every batch of task changes, on the event loop
+or, for log lines of sync tasks and submissions from sync routes, on a worker thread. That call only puts
+the records in a dict keyed by task id under one lock for the batch (bursts coalesce: one entry per task)
+and, if the flusher is idle, wakes it: directly on the loop thread, through the loop's thread-safe call
+elsewhere. No anyio object is touched from a foreign thread.
 
 The flusher (one task per bus, in the app's lifespan) runs at most every `FLUSH_INTERVAL` seconds: it turns
 each changed record into one JSON event, numbers it and writes it to a fixed-size ring, then wakes the
@@ -23,7 +23,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import sniffio
 
+from .._lifecycle import TaskChange
 from .._models import TaskRecord
 from .._table import Page
 from ._charts import ChartStats
@@ -91,9 +92,12 @@ class ChangeBus:
 
     # -- producer side (any thread) --------------------------------------------------------------------
 
-    def _on_change(self, record: TaskRecord) -> None:
+    def take(self, changes: Sequence[TaskChange]) -> None:
+        """Note the changed records (any thread); the flusher turns them into events."""
         with self._lock:
-            self._pending[record.task_id] = record
+            pending = self._pending
+            for change in changes:
+                pending[change.task_id] = change.record
             if self._wake_requested or self._wake is None:
                 return
             self._wake_requested = True
@@ -123,7 +127,7 @@ class ChangeBus:
         self._soon = _threadsafe_caller()
         self._wake = anyio.Event()
         restore = self._chain_signals()
-        self.manager.add_listener(self._on_change)
+        self.manager.listeners.add(self)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flush_loop)
@@ -135,7 +139,7 @@ class ChangeBus:
                     tg.cancel_scope.cancel()
         finally:
             self.running = False
-            self.manager.remove_listener(self._on_change)
+            self.manager.listeners.discard(self)
             restore()
             self._soon = None
 
