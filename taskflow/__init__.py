@@ -67,6 +67,6 @@ __all__ = [
 
 def _cli_main() -> int:
     """The `taskflow` command line, for `python -m taskflow` (imported only when used)."""
-    from .web._cli import main
+    from .web import cli_main
 
-    return main()
+    return cli_main()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
-from ._table import Page
+from .stores import Page
 
 if TYPE_CHECKING:
     from ._launcher import Launcher

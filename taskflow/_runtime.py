@@ -35,10 +35,10 @@ from ._models import TaskRecord, utcnow
 from ._persistence import Persistence
 from ._registry import RetryOn, TaskRegistry
 from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
-from ._table import Page, TaskTable
+from ._table import TaskTable
 from ._tracker import Tracker
 from .observers import FileLogger, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
-from .stores import TaskStore
+from .stores import Page, TaskStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -24,9 +24,9 @@ from typing import Any, Self, TypeVar
 import anyio
 
 from .._models import TaskRecord, TaskStatus
-from .._table import Page, encode_cursor
 from . import _sqlite_ops as ops
 from ._common import check_limit, check_ttl, cursor_position, utc_text
+from ._paging import Page, encode_cursor
 from ._protocol import RecoveredTask
 from ._sqlite_schema import COLUMNS
 

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from .._exceptions import InvalidTaskState, TaskNotFound, TaskNotRegistered
 from .._models import TaskStatus, utcnow
-from .._table import InvalidCursor
+from ..stores import InvalidCursor
 from ._manager import TaskManager
 
 MAX_PAGE = 1000

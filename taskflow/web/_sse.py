@@ -33,7 +33,7 @@ import sniffio
 
 from .._lifecycle import TaskChange
 from .._models import TaskRecord
-from .._table import Page
+from ..stores import Page
 from ._charts import ChartStats
 from ._payloads import change_event, dumps, record_dict, sse, stream_metrics
 
