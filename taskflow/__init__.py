@@ -87,9 +87,9 @@ __version__ = _version()
 
 def _cli_main() -> int:
     """The `taskflow` command line, for `python -m taskflow` (imported only when used)."""
-    from .web._cli import main
+    from .web import cli_main
 
-    return main()
+    return cli_main()
 
 
 if not _TYPE_CHECKING:  # hidden from type checkers, so a typo in any other name stays a type error

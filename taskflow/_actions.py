@@ -1,7 +1,7 @@
-"""What users and the HTTP API do to tasks: look up, list, cancel, retry, read metrics, delete history.
+"""What users and the HTTP API do to tasks: look up, list, cancel, resubmit, read metrics, delete history.
 
-A mixin of `TaskRuntime`, kept apart from the life of a task itself. With a store, lookups fall back to it
-for records no longer in memory, and listings are served by the store's indexed queries.
+Kept apart from the life of a task itself. With a store, lookups fall back to it for records no longer in
+memory, and listings are served by the store's indexed queries.
 """
 
 from __future__ import annotations
@@ -13,35 +13,50 @@ from typing import TYPE_CHECKING, Any
 from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
 from ._metrics import store_figures
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
-from ._table import Page
 from ._unstored import NOT_RERUNNABLE, has_unstored
+from .stores import Page
 
 if TYPE_CHECKING:
-    from ._actor import Actor
-    from ._metrics import TaskManagerStatistics
+    from ._launcher import Launcher
+    from ._lifecycle import Lifecycle
+    from ._metrics import MetricsRecorder, TaskManagerStatistics
     from ._persistence import Persistence
-    from ._registry import TaskDefinition, TaskRegistry
+    from ._registry import TaskRegistry
     from ._table import TaskTable
-    from ._tracker import Tracker
 
 DEFAULT_STORE_PAGE = 1000
 """Listings from a store are paged even without `limit` (history can hold millions of tasks)."""
 
 
 class TaskActions:
-    """Lookups and actions on tasks (mixed into `TaskRuntime`, which provides what is declared here)."""
+    """Lookups and actions on tasks, for the public methods of `TaskRuntime` and the HTTP API."""
 
-    table: TaskTable
-    registry: TaskRegistry
-    _persistence: Persistence | None
-    _live: dict[str, Actor]
-    _tracker: Tracker
+    def __init__(
+        self,
+        *,
+        registry: TaskRegistry,
+        table: TaskTable,
+        lifecycle: Lifecycle,
+        launcher: Launcher,
+        metrics: MetricsRecorder,
+        persistence: Persistence | None,
+    ) -> None:
+        self.registry = registry
+        self.table = table
+        self.lifecycle = lifecycle
+        self.launcher = launcher
+        self.metrics_recorder = metrics
+        self.persistence = persistence
 
     def statistics(self) -> TaskManagerStatistics:
-        raise NotImplementedError
-
-    def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
-        raise NotImplementedError
+        """A frozen snapshot of counts, durations, throughput and the supervision tree."""
+        counts = self.table.counts()
+        root = self.launcher.root
+        return self.metrics_recorder.snapshot(
+            counts[TaskStatus.PENDING],
+            counts[TaskStatus.RUNNING],
+            root.statistics() if root is not None else None,
+        )
 
     def get(self, task_id: str) -> TaskRecord:
         """The in-memory record of `task_id`; TaskNotFound when unknown here."""
@@ -53,7 +68,7 @@ class TaskActions:
     async def find(self, task_id: str) -> TaskRecord:
         """The record of `task_id`, from memory or else from the store; TaskNotFound when unknown."""
         record = self.table.get(task_id) if isinstance(task_id, str) else None
-        persistence = self._persistence
+        persistence = self.persistence
         if record is None and persistence is not None and persistence.active:
             try:
                 record = await persistence.store.get(task_id)
@@ -70,7 +85,7 @@ class TaskActions:
 
     async def query_history(self, *, limit: int | None = None, **filters: Any) -> Page:
         """Every task (the store's history when there is one), filtered and cursor-paged, newest first."""
-        persistence = self._persistence
+        persistence = self.persistence
         if persistence is None or not persistence.active:
             return self.table.query(limit=limit, **filters)
         await persistence.sync()
@@ -83,19 +98,20 @@ class TaskActions:
             raise InvalidTaskState(
                 f"task {task_id} is {record.status.value}: only pending or running tasks can be cancelled"
             )
-        live = self._live.get(task_id)
-        handle = live.handle if live is not None else None
+        actor = self.launcher.actors.get(task_id)
+        handle = actor.handle if actor is not None else None
         if record.status is TaskStatus.RUNNING and handle is None:
             raise InvalidTaskState(
                 f"task {task_id} runs inline (no app lifespan is running), so it cannot be cancelled"
             )
         if handle is not None and not handle.cancel(reason="cancelled"):
             return record  # it finished in the meantime: its own outcome stands
-        self._tracker.finish(record, TaskStatus.CANCELLED, reason="cancelled")
+        self.lifecycle.finish(record, TaskStatus.CANCELLED, reason="cancelled")
         return record
 
-    def retry(self, task_id: str, *, record: TaskRecord | None = None) -> TaskRecord:
-        """Create a new PENDING task repeating a FAILED or INTERRUPTED one; the caller dispatches it.
+    def resubmit(self, task_id: str, *, record: TaskRecord | None = None) -> TaskRecord:
+        """Create a new PENDING task repeating a FAILED or INTERRUPTED one; the caller starts it (the HTTP
+        API's "retry", not to be mixed up with the policy's retries of one task).
 
         `record` lets the caller pass a record found in the store (see `find`).
         """
@@ -119,13 +135,13 @@ class TaskActions:
             tags=dict(record.tags),
             encrypted_payload=record.encrypted_payload,
         )
-        self._accept(new, definition, contextvars.copy_context())
+        self.launcher.accept(new, definition, contextvars.copy_context())
         return new
 
     async def metrics(self) -> dict[str, Any]:
         """The `/tasks/metrics` JSON; with a store, the counts cover the whole shared history."""
         data = self.statistics().to_metrics()
-        persistence = self._persistence
+        persistence = self.persistence
         if persistence is not None and persistence.active:
             await persistence.sync()
             data.update(await store_figures(persistence.store))  # every instance's tasks, not this process's
@@ -145,7 +161,7 @@ class TaskActions:
         """Forget finished tasks that ended before `cutoff`, in memory and in the store."""
         in_memory = self.table.remove(self.table.ended_before(cutoff))
         in_store = 0
-        persistence = self._persistence
+        persistence = self.persistence
         if persistence is not None and persistence.active:
             await persistence.sync()
             in_store = await persistence.store.delete_before(cutoff)

@@ -9,7 +9,7 @@ on its first attempt, then calls the user's function.
 
 This is the per-task hot path, and what it allocates is what the garbage collector walks while tasks are in
 flight: one object here replaces a closure (with six cells), a scope per attempt and a record of the live
-state (with the host's changes: 20 tracked objects per queued task down to 11).
+state (docs/benchmarks.md counts the tracked objects per queued task).
 """
 
 from __future__ import annotations

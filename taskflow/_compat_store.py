@@ -1,13 +1,14 @@
-"""fastapi-taskflow 0.5.0's `TaskStore` (what `task_manager.store` was), over the runtime's public methods.
+"""fastapi-taskflow 0.5.0's `TaskStore` (what `task_manager.store` was), over the table and the lifecycle.
 
 Code written for 0.5.0 reads and writes task records through `task_manager.store`: `create`, `get`, `list`,
 `update`, `append_log`, `find_by_idempotency_key`, `restore`, `clear`. This facade keeps those signatures and
-return shapes; every change goes through the runtime (`table`, `transition`, `changed`), so counters,
-metrics, observers, the store writer and the dashboard see it as they see any other change.
+return shapes; every change goes through the task lifecycle (`Lifecycle.admit`, `move`, `update`), so
+counters, metrics, observers, the store writer and the dashboard see it as they see any other change.
 
 Where 0.5.0 let a call corrupt state, this raises instead (docs/migration.md, "TaskManager.store"):
 `create` refuses an id already in use (0.5.0 silently replaced the live record), `update` refuses unknown
-fields, `created_at`, and a status change of a task the runtime is running (cancel it instead),
+fields, `created_at`, a status change of a task the runtime is running (cancel it instead) and a status
+change no task can make (`ALLOWED_TRANSITIONS`: a pending record goes to running before it succeeds),
 and takes naive datetimes as UTC (0.5.0 mixed naive and aware times and crashed computing durations).
 """
 
@@ -19,10 +20,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._exceptions import InvalidTaskState
+from ._lifecycle import ALLOWED_TRANSITIONS
 from ._models import TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
-    from ._runtime import TaskRuntime
+    from ._lifecycle import Lifecycle
+    from ._table import TaskTable
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(TaskRecord))
 _FIXED = frozenset({"created_at"})  # the table keeps records in creation order
@@ -35,8 +38,9 @@ class CompatTaskStore:
     Obtained as `task_manager.store`; not constructed by users.
     """
 
-    def __init__(self, runtime: TaskRuntime) -> None:
-        self._runtime = runtime
+    def __init__(self, table: TaskTable, lifecycle: Lifecycle) -> None:
+        self._table = table
+        self._lifecycle = lifecycle
         # Ids of the records this facade created: their status is the caller's to set (no task runs them).
         self._created: set[str] = set()
         self._lock = threading.Lock()
@@ -71,19 +75,17 @@ class CompatTaskStore:
             tags=dict(tags) if tags else {},
             encrypted_payload=encrypted_payload,
         )
-        table = self._runtime.table
         with self._lock:
-            if table.get(task_id) is not None:
+            if self._table.get(task_id) is not None:
                 raise ValueError(f"a task with id {task_id!r} already exists")
-            table.add(record)
+            self._lifecycle.admit(record)
             self._created.add(task_id)
-        self._runtime.changed(record)
         return record
 
     def update(self, task_id: str, **fields: Any) -> TaskRecord | None:
         """Set fields of a record in place and return it; None if `task_id` is unknown.
 
-        A `status` change goes through the runtime (counters, metrics, lifecycle events), after the other
+        A `status` change goes through the lifecycle (counters, metrics, lifecycle events), after the other
         fields are set, so an event for the new state carries them (`error`, `end_time` ...).
         """
         unknown = sorted(set(fields) - _FIELDS)
@@ -103,17 +105,28 @@ class CompatTaskStore:
                     f"task {task_id} is {record.status.value} and run by taskflow: its status is not "
                     "set by hand; use task_manager.cancel() to stop it"
                 )
+            if (
+                status is not record.status
+                and status not in ALLOWED_TRANSITIONS[record.status]
+                and not self._may_step_through_running(record, status)
+            ):
+                raise InvalidTaskState(
+                    f"task {task_id} cannot go from {record.status.value} to {status.value} "
+                    "(a pending task runs before it finishes; a finished one stays finished)"
+                )
         for name, value in fields.items():
             if name in _TIMES and isinstance(value, datetime) and value.tzinfo is None:
                 value = value.replace(tzinfo=UTC)
             setattr(record, name, value)
         if status is not None and status is not record.status:
-            self._runtime.transition(record, status)
+            if self._may_step_through_running(record, status):
+                self._lifecycle.move(record, TaskStatus.RUNNING)  # what the caller's own job did first
+            self._lifecycle.move(record, status)
             if status.is_terminal:
                 with self._lock:
                     self._created.discard(task_id)
         else:
-            self._runtime.changed(record)
+            self._lifecycle.update(record)
         return record
 
     def append_log(self, task_id: str, message: str) -> None:
@@ -122,36 +135,35 @@ class CompatTaskStore:
         if record is None:
             return
         record.logs.append(str(message))
-        self._runtime.changed(record)
+        self._lifecycle.update(record)
 
     def restore(self, record: TaskRecord) -> None:
         """Insert a record read from a snapshot, unless its id is already in memory (the live one wins)."""
         if not isinstance(record, TaskRecord):
             raise TypeError(f"restore() needs a TaskRecord, got {type(record).__name__}")
-        table = self._runtime.table
         with self._lock:
-            if table.get(record.task_id) is None:
-                table.add(record)
+            if self._table.get(record.task_id) is None:
+                self._table.add(record)  # as in 0.5.0: restored as it was, no change reported
 
     def clear(self) -> None:
         """Forget every finished record. Pending and running tasks keep theirs (their work is not lost)."""
-        table = self._runtime.table
+        table = self._table
         table.remove([record.task_id for record in table.records() if record.status.is_terminal])
 
     # -- reads -----------------------------------------------------------------------------------------
 
     def get(self, task_id: str) -> TaskRecord | None:
         """The record of `task_id`, or None."""
-        return self._runtime.table.get(task_id) if isinstance(task_id, str) else None
+        return self._table.get(task_id) if isinstance(task_id, str) else None
 
     def list(self) -> list[TaskRecord]:
         """A snapshot list of every record in memory, oldest first."""
-        return self._runtime.table.records()
+        return self._table.records()
 
     def find_by_idempotency_key(self, key: str) -> TaskRecord | None:
         """The task holding `key` (not failed, interrupted or cancelled), or None."""
-        holder = self._runtime.table.key_holder(key)
-        return self._runtime.table.get(holder) if holder is not None else None
+        holder = self._table.key_holder(key)
+        return self._table.get(holder) if holder is not None else None
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -162,9 +174,19 @@ class CompatTaskStore:
         a change to either would be lost, and a status change would skew the table's counters.
         """
         record = self.get(task_id)
-        if record is not None and self._runtime.table.get(task_id) is not record:
+        if record is not None and self._table.get(task_id) is not record:
             raise InvalidTaskState(f"task {task_id} finished long ago: its record is archived and read-only")
         return record
+
+    def _may_step_through_running(self, record: TaskRecord, status: TaskStatus) -> bool:
+        # A record created here is driven by the caller, who may mark it finished while it is still
+        # PENDING (0.5.0 allowed it): it passes through RUNNING, as every task does.
+        return (
+            record.status is TaskStatus.PENDING
+            and status.is_terminal
+            and status not in ALLOWED_TRANSITIONS[TaskStatus.PENDING]
+            and self._may_set_status(record)
+        )
 
     def _may_set_status(self, record: TaskRecord) -> bool:
         with self._lock:
@@ -174,7 +196,7 @@ class CompatTaskStore:
     # -- the dashboard's stream plumbing in 0.5.0 ------------------------------------------------------
 
     def add_subscriber(self) -> NoReturn:
-        """Not provided: 0.5.0's dashboard stream queue. Use `task_manager.add_listener(callback)`."""
+        """Not provided: 0.5.0's dashboard stream queue. Follow changes with a `TaskObserver`."""
         raise NotImplementedError(_NO_SUBSCRIBERS)
 
     def remove_subscriber(self, queue: object) -> NoReturn:
@@ -185,5 +207,5 @@ class CompatTaskStore:
 _NO_SUBSCRIBERS = (
     "TaskStore.add_subscriber()/remove_subscriber() fed fastapi-taskflow's dashboard stream (asyncio "
     "queues); taskflow's stream works differently. To follow task changes use "
-    "task_manager.add_listener(callback)"
+    "an observer: TaskManager(loggers=[...]) with a taskflow.TaskObserver"
 )

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from ._models import TaskRecord, TaskStatus
-from .stores import TaskStore
-from .stores._protocol import SummarizingStore
+from .stores import SummarizingStore, TaskStore
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _S = TaskStatus

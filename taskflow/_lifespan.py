@@ -1,8 +1,8 @@
 """The runtime's lifespan: `running()`, shutdown settlements, and adopting tasks of lost instances.
 
-A mixin of `TaskRuntime`. `running()` opens the task group that the supervision tree, the observer
-dispatcher and the store's writer live in; on exit it drains, cancels, and settles every task (kept for the
-next start when it may run again, else INTERRUPTED) before the store is closed.
+`Lifespan.running()` opens the task group that the supervision tree, the observer dispatcher and the store's
+writer live in; on exit it drains, cancels, and settles every task (`Settlement`: kept for the next start
+when it may run again, else INTERRUPTED) before the store is closed.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
 from supervisors import Policy, Supervisor
 
-from ._codec import UnstoredCallArgs
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._persistence import recovery_decision
 from .observers import LogEvent
@@ -29,74 +28,107 @@ STORE_EVENT_NAME = "taskflow.store"
 
 if TYPE_CHECKING:
     from ._actor import Actor
-    from ._metrics import MetricsRecorder
+    from ._launcher import Launcher
+    from ._lifecycle import Lifecycle
     from ._persistence import Persistence
-    from ._registry import TaskDefinition, TaskRegistry
+    from ._registry import TaskRegistry
+    from ._sinks import Durability
     from ._table import TaskTable
     from ._tracker import Tracker
     from .observers import ObserverDispatcher
 
 
-class TaskLifespan:
-    """Lifespan and settlement of tasks (mixed into `TaskRuntime`, which provides what is declared here)."""
+class Settlement:
+    """What becomes of tasks stopped by shutdown: kept for the next start when they may run again, else
+    INTERRUPTED."""
 
-    table: TaskTable
-    registry: TaskRegistry
-    max_concurrent_tasks: int | None
-    max_sync_threads: int | None
-    shutdown_grace: float
-    checkpoint_timeout: float
-    requeue_pending: bool
-    _persistence: Persistence | None
-    _live: dict[str, Actor]
-    _tracker: Tracker
-    _metrics: MetricsRecorder
-    _dispatcher: ObserverDispatcher
-    _root: Supervisor | None
-    _supervisors: dict[str, Supervisor]
+    def __init__(
+        self,
+        *,
+        table: TaskTable,
+        lifecycle: Lifecycle,
+        actors: dict[str, Actor],
+        durability: Durability,
+        persistence: Persistence | None,
+    ) -> None:
+        self.table = table
+        self.lifecycle = lifecycle
+        self.actors = actors
+        self.durability = durability
+        self.persistence = persistence
 
-    def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
-        raise NotImplementedError
+    def interrupted(self, record: TaskRecord, reason: str) -> None:
+        """A task stopped by shutdown: requeued for the next start when it may run again, else INTERRUPTED."""
+        if record.status.is_terminal:
+            return
+        persistence = self.persistence
+        actor = self.actors.pop(record.task_id, None)
+        if (
+            persistence is not None
+            and persistence.active
+            and actor is not None
+            and self.durability.keep_at_shutdown(record, actor.definition)
+        ):
+            self.lifecycle.requeue(record, reason)
+        else:
+            self.lifecycle.finish(record, TaskStatus.INTERRUPTED, reason=reason)
 
-    def _start(self, record: TaskRecord, live: Actor) -> None:
-        raise NotImplementedError
+    def interrupt_unstarted(self) -> None:
+        """Settle the tasks accepted but never handed to a supervisor (their response was still going out)."""
+        for task_id, actor in list(self.actors.items()):
+            record = self.table.get(task_id)
+            if record is not None and actor.handle is None and record.status is TaskStatus.PENDING:
+                self.interrupted(record, "shutdown")
 
-    def changed(self, record: TaskRecord) -> None:
-        raise NotImplementedError
 
-    @property
-    def is_persistent(self) -> bool:
-        """True while a store is open (between the start and the end of `running()`)."""
-        return self._persistence is not None and self._persistence.active
+class Lifespan:
+    """Owns the tasks for the duration of `running()` (the app's lifespan)."""
 
-    def refuse(self, record: TaskRecord, reason: str) -> None:
-        """Withdraw an accepted task that never started (e.g. its commit failed): CANCELLED, never run."""
-        if record.status is TaskStatus.PENDING:
-            live = self._live.get(record.task_id)
-            if live is not None and live.handle is not None:
-                live.handle.cancel(reason=reason)
-            self._tracker.finish(record, TaskStatus.CANCELLED, reason=reason)
-
-    @property
-    def is_running(self) -> bool:
-        """True while `running()` holds the supervision tree open."""
-        return self._root is not None
+    def __init__(
+        self,
+        *,
+        registry: TaskRegistry,
+        table: TaskTable,
+        lifecycle: Lifecycle,
+        launcher: Launcher,
+        settlement: Settlement,
+        tracker: Tracker,
+        dispatcher: ObserverDispatcher,
+        persistence: Persistence | None,
+        max_concurrent_tasks: int | None,
+        max_sync_threads: int | None,
+        shutdown_grace: float,
+        checkpoint_timeout: float,
+    ) -> None:
+        self.registry = registry
+        self.table = table
+        self.lifecycle = lifecycle
+        self.launcher = launcher
+        self.settlement = settlement
+        self.tracker = tracker
+        self.dispatcher = dispatcher
+        self.persistence = persistence
+        self.max_concurrent_tasks = max_concurrent_tasks
+        self.max_sync_threads = max_sync_threads
+        self.shutdown_grace = shutdown_grace
+        self.checkpoint_timeout = checkpoint_timeout
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[Any]:
-        """Own the tasks for the duration of the block (the app's lifespan): drain, then cancel, on exit."""
-        if self._root is not None:
+    async def running(self) -> AsyncIterator[None]:
+        """Own the tasks for the duration of the block: drain, then cancel, on exit."""
+        launcher = self.launcher
+        if launcher.root is not None:
             raise RuntimeError("this task manager is already running (one lifespan at a time)")
         root = Supervisor(
             Policy(
                 name="taskflow", max_concurrency=self.max_concurrent_tasks, max_threads=self.max_sync_threads
             ),
             name="taskflow",
-            observers=[self._tracker],
+            observers=[self.tracker],
             shutdown_grace=self.shutdown_grace,
             checkpoint_timeout=self.checkpoint_timeout,
         )
-        persistence = self._persistence
+        persistence = self.persistence
         maintenance = anyio.CancelScope()
 
         async def maintain(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -110,67 +142,26 @@ class TaskLifespan:
             await persistence.store.open()
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(self._dispatcher.run)
+                await tg.start(self.dispatcher.run)
                 if persistence is not None:
                     await persistence.start(tg)
                     self.table.remember_settled_keys(await persistence.settled_keys())
                 try:
                     async with root:
-                        self._root = root
+                        launcher.attach(root)
                         if persistence is not None:
                             await tg.start(maintain)  # first recovery runs before the app serves
-                        yield self
+                        yield
                 finally:
-                    self._root = None
-                    self._supervisors.clear()
+                    launcher.detach()
                     maintenance.cancel()
-                    self._interrupt_undispatched()
+                    self.settlement.interrupt_unstarted()
                     if persistence is not None:
                         await persistence.close()
                     tg.cancel_scope.cancel()
         finally:
             if persistence is not None:
                 await persistence.close_store()
-
-    def _interrupt_undispatched(self) -> None:
-        # Tasks accepted but never handed to a supervisor (their response was still being sent).
-        for task_id, live in list(self._live.items()):
-            record = self.table.get(task_id)
-            if record is not None and live.handle is None and record.status is TaskStatus.PENDING:
-                self.on_interrupted(record, "shutdown")
-
-    def on_interrupted(self, record: TaskRecord, reason: str) -> None:
-        """A task stopped by shutdown: kept for the next start when it may run again, else INTERRUPTED."""
-        if record.status.is_terminal:
-            return
-        persistence = self._persistence
-        live = self._live.pop(record.task_id, None)
-        definition = live.definition if live is not None else None
-        requeue = (
-            persistence is not None
-            and persistence.active
-            and definition is not None
-            and type(record.args) is not UnstoredCallArgs  # only display forms are stored: cannot re-run
-            and (
-                definition.config.requeue_on_interrupt
-                if record.status is TaskStatus.RUNNING
-                else (
-                    self.requeue_pending
-                    or definition.config.persist
-                    or definition.config.requeue_on_interrupt
-                )
-            )
-        )
-        if not requeue:
-            self._tracker.finish(record, TaskStatus.INTERRUPTED, reason=reason)
-            return
-        assert persistence is not None
-        record.status_reason = f"requeued: interrupted by {reason}"
-        if record.status is TaskStatus.RUNNING:
-            record.logs.append(f"--- Requeued: interrupted by {reason} ---")
-            self.table.set_status(record, TaskStatus.PENDING)
-        persistence.save(record, requeue=True)
-        self.changed(record)
 
     def adopt(self, orphan: RecoveredTask) -> None:
         """Take over a task of a lost instance (claimed atomically): re-run it or mark it INTERRUPTED."""
@@ -179,19 +170,13 @@ class TaskLifespan:
         status, reason = recovery_decision(orphan, can_run=definition is not None)
         record.status_reason = reason
         if status is TaskStatus.PENDING and definition is not None:
-            record.status = TaskStatus.PENDING
             record.logs.append(f"--- {reason} ---")
-            self._accept(record, definition, contextvars.copy_context())
-            if self._root is not None:
-                self._start(record, self._live[record.task_id])
+            self.launcher.accept(record, definition, contextvars.copy_context(), status=TaskStatus.PENDING)
+            if self.launcher.root is not None:
+                self.launcher.hand_over(record, self.launcher.actors[record.task_id])
             return
-        record.status = TaskStatus.INTERRUPTED
         record.end_time = utcnow()
-        self.table.add(record)
-        self._metrics.record_finished(record)
-        if self._persistence is not None:
-            self._persistence.save(record, requeue=False)
-        self.changed(record)
+        self.lifecycle.admit(record, status=TaskStatus.INTERRUPTED)
 
     def report_store_problem(self, message: str, *, level: str) -> None:
         """Make a store failure (or its recovery) visible: the `taskflow.store` logger and every observer.
@@ -199,5 +184,5 @@ class TaskLifespan:
         Observers receive it as a `LogEvent` of the pseudo-task `taskflow.store` (empty task id).
         """
         _store_log.log(logging.ERROR if level == "error" else logging.INFO, "%s", message)
-        if self._dispatcher.active:
-            self._dispatcher.emit_log(LogEvent("", STORE_EVENT_NAME, message, level, utcnow(), 0))
+        if self.dispatcher.active:
+            self.dispatcher.emit_log(LogEvent("", STORE_EVENT_NAME, message, level, utcnow(), 0))

@@ -17,7 +17,7 @@ from typing import Any
 from supervisors import SupervisorStatistics
 
 from ._models import TaskRecord, TaskStatus
-from .stores._protocol import FinishedRun, StoreSummary, SummarizingStore, TaskStore
+from .stores import FinishedRun, StoreSummary, SummarizingStore, TaskStore
 
 THROUGHPUT_WINDOW = 60.0
 DURATION_SAMPLES = 10_000

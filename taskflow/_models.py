@@ -20,9 +20,10 @@ def new_task_id() -> str:
     then 74 random bits.
 
     Ids made in different milliseconds sort in the order they were made, so a store's index on task ids
-    grows at its end instead of touching a random page for every new task (with random ids that was about
-    20 of the 50 pages each SQLite commit wrote). The random part keeps them as hard to guess as a version
-    4 id of an API's ordinary size; what the time part reveals, `created_at` already shows.
+    grows at its end instead of touching a random page for every new task (with random ids that was a large
+    share of the pages each SQLite commit wrote: see docs/benchmarks.md). The random part keeps them as
+    hard to guess as a version 4 id of an API's ordinary size; what the time part reveals, `created_at`
+    already shows.
     """
     raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7

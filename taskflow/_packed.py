@@ -2,8 +2,9 @@
 garbage-collector time.
 
 The task table keeps up to `max_terminal_records` finished records (10,000 by default, or all of them). As
-`TaskRecord` objects each one is five objects the cyclic garbage collector tracks and walks on every full
-collection (the record, its `logs`, `tags` and `attempts` containers, an attempt), about 940 bytes in all.
+`TaskRecord` objects each one is several objects the cyclic garbage collector tracks and walks on every
+full collection (the record, its `logs`, `tags` and `attempts` containers, an attempt; docs/benchmarks.md
+has the figures).
 Packed, a record is one *exact* tuple of strings, floats and the call's arguments, which CPython stops
 tracking once a collection finds only untracked items in it, and what usually repeats is left out:
 

@@ -1,44 +1,49 @@
-"""The task runtime: the framework-free core of `TaskManager`.
+"""The task runtime: the framework-free core of `TaskManager`, a composition root over its collaborators.
 
-It owns the registry, the live task table, the supervision tree and the observer fan-out, and drives each
-task through its life: `submit` (in the request) creates the PENDING record; `dispatch` (after the response)
-hands it to its policy's supervisor, or runs it inline when no lifespan is running; the `Tracker` applies
-the supervisor's events to the record. The lifespan (`running()`, settlements at shutdown, adoption of a lost
-instance's tasks) lives in `_lifespan.py`, and the actions (lookups, cancel, retry, metrics) in `_actions.py`.
+The constructor builds each piece once and wires them together; nothing calls back up into the runtime:
+
+- `TaskTable` (`table`): the live records; `Lifecycle` (`lifecycle`): the only writer of their statuses,
+  which hands every change to one list of sinks (store, settlement and metrics, observers, listeners);
+- `Launcher` (`launcher`): admits new tasks and starts them after the response (supervised or inline);
+- `Tracker`: turns the supervisors' reports into lifecycle changes;
+- `Lifespan` (`lifespan`) and `Settlement`: `running()`, shutdown, adoption of a lost instance's tasks;
+- `TaskActions` (`actions`): lookups, cancel, resubmit, metrics, history deletion.
+
+The public methods are fastapi-taskflow 0.5.0's and the documented additions. `lifecycle`, `launcher`,
+`lifespan`, `actions` and `listeners` are the package-internal contract `taskflow.web` (and the tests) use:
+not part of the public API.
 """
 
 from __future__ import annotations
 
-import contextvars
-import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
-import anyio
-
-from supervisors import Policy, Supervisor, SupervisorClosed, run_supervised
+from supervisors import Policy
 
 from ._actions import TaskActions
-from ._actor import Actor, ActorServices, make_actor
+from ._actor import Actor, ActorServices
 from ._compat import warn_ignored_settings
 from ._compat_store import CompatTaskStore
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
-from ._lifespan import TaskLifespan
+from ._launcher import Launcher
+from ._lifecycle import Lifecycle, Sink
+from ._lifespan import Lifespan, Settlement
 from ._metrics import MetricsRecorder, TaskManagerStatistics
-from ._models import TaskConfig, TaskRecord, TaskStatus, new_task_id, utcnow
-from ._persistence import Persistence, request_records
-from ._registry import RetryOn, TaskDefinition, TaskRegistry
+from ._models import TaskConfig, TaskRecord, utcnow
+from ._persistence import Persistence
+from ._registry import RetryOn, TaskRegistry
+from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
 from ._table import TaskTable
 from ._tracker import Tracker
-from ._unstored import call_to_store
-from .observers import FileLogger, LifecycleEvent, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
-from .stores import TaskStore
+from .observers import FileLogger, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
+from .stores import Page, TaskStore
 
-_log = logging.getLogger("taskflow")
 F = TypeVar("F", bound=Callable[..., Any])
-Listener = Callable[[TaskRecord], None]
 
 
 def _check_cap(name: str, value: int | None) -> None:
@@ -51,7 +56,7 @@ def _check_seconds(name: str, value: float) -> None:
         raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
-class TaskRuntime(TaskLifespan, TaskActions):
+class TaskRuntime:
     """Tasks as supervised actors. `TaskManager` (in taskflow.web) adds the FastAPI members."""
 
     def __init__(
@@ -113,7 +118,6 @@ class TaskRuntime(TaskLifespan, TaskActions):
 
         self.registry = TaskRegistry()
         self.table = TaskTable(max_terminal_records=max_terminal_records)
-        self.store = CompatTaskStore(self)  # fastapi-taskflow 0.5.0's `TaskStore` over the table
         self._cipher = ArgsCipher(encrypt_args_key) if encrypt_args_key is not None else None
 
         observers = list(loggers or [])
@@ -128,20 +132,13 @@ class TaskRuntime(TaskLifespan, TaskActions):
                 )
             )
         self.logger: LoggerChain | None = LoggerChain(observers) if observers else None
-        self._dispatcher = ObserverDispatcher(observers)
-        self._metrics = MetricsRecorder()
-        self._tracker = Tracker(self)
-        self._live: dict[str, Actor] = {}  # tasks not settled yet
-        self._listeners: list[Listener] = []
-        self._root: Supervisor | None = None
-        self._supervisors: dict[str, Supervisor] = {}
         self.retention_days = retention_days
         store = snapshot_backend
         if store is None and snapshot_db is not None:
             from .backends import SqliteBackend
 
             store = SqliteBackend(snapshot_db)
-        self._persistence = (
+        persistence = (
             Persistence(
                 store,
                 heartbeat_interval=heartbeat_interval,
@@ -152,7 +149,49 @@ class TaskRuntime(TaskLifespan, TaskActions):
             if store is not None
             else None
         )
-        self._actor_services = ActorServices(self._on_log, self._cipher, self._persistence)
+        self._build(self._cipher, persistence, ObserverDispatcher(observers))
+
+    def _build(
+        self, cipher: ArgsCipher | None, persistence: Persistence | None, dispatcher: ObserverDispatcher
+    ) -> None:
+        """Make the collaborators, and the one list of sinks every task change goes to."""
+        self._dispatcher = dispatcher
+        actors: dict[str, Actor] = {}  # tasks not settled yet
+        metrics = MetricsRecorder()
+        durability = Durability(self.registry, actors, self.requeue_pending)
+        self.listeners = ListenerSink()
+        sinks: list[Sink] = []
+        if persistence is not None:
+            sinks.append(StoreSink(persistence, durability, actors))
+        sinks.append(SettleSink(actors, metrics))
+        if dispatcher.active:
+            sinks.append(ObserverSink(dispatcher))
+        sinks.append(self.listeners)
+        self.lifecycle = lifecycle = Lifecycle(self.table, sinks)
+        settlement = Settlement(
+            table=self.table,
+            lifecycle=lifecycle,
+            actors=actors,
+            durability=durability,
+            persistence=persistence,
+        )
+        tracker = Tracker(self.table, lifecycle, settlement.interrupted)
+        self.launcher = Launcher(
+            registry=self.registry, table=self.table, lifecycle=lifecycle, actors=actors,
+            services=ActorServices(self._on_log, cipher, persistence), durability=durability,
+            tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
+        )  # fmt: skip
+        self.lifespan = Lifespan(
+            registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
+            settlement=settlement, tracker=tracker, dispatcher=dispatcher, persistence=persistence,
+            max_concurrent_tasks=self.max_concurrent_tasks, max_sync_threads=self.max_sync_threads,
+            shutdown_grace=self.shutdown_grace, checkpoint_timeout=self.checkpoint_timeout,
+        )  # fmt: skip
+        self.actions = TaskActions(
+            registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
+            metrics=metrics, persistence=persistence,
+        )  # fmt: skip
+        self.store = CompatTaskStore(self.table, lifecycle)  # fastapi-taskflow 0.5.0's `TaskStore`
 
     # -- declaring tasks -------------------------------------------------------------------------------
 
@@ -188,223 +227,75 @@ class TaskRuntime(TaskLifespan, TaskActions):
 
         return decorator
 
-    # -- the life of a task ----------------------------------------------------------------------------
+    # -- the lifespan ----------------------------------------------------------------------------------
 
-    def submit(
-        self,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        idempotency_key: str | None = None,
-        tags: dict[str, str] | None = None,
-    ) -> tuple[str, bool]:
-        """Create the PENDING record of a call; return (task id, whether it must be dispatched).
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Any]:
+        """Own the tasks for the duration of the block (the app's lifespan): drain, then cancel, on exit."""
+        async with self.lifespan.running():
+            yield self
 
-        When a non-failed task already holds `idempotency_key`, its id is returned and nothing is created.
-        """
-        if not callable(func):
-            raise TypeError(f"add_task() needs a callable, got {func!r}")
-        if idempotency_key is not None and not isinstance(idempotency_key, str):
-            raise TypeError(f"idempotency_key must be a str, got {type(idempotency_key).__name__}")
-        if tags is not None and (
-            not isinstance(tags, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
-        ):
-            raise TypeError("tags must be a dict of str to str")
-        definition = self.registry.definition_for(func)
-        if idempotency_key is not None:
-            holder = self.table.key_holder(idempotency_key)
-            if holder is not None:
-                return holder, False
-        payload = None
-        if self._cipher is not None or self._persistence is not None:
-            persist = definition.config.persist
-            args, kwargs, payload = call_to_store(args, kwargs, persist=persist, cipher=self._cipher)
-        record = TaskRecord(
-            task_id=new_task_id(),
-            func_name=definition.name,
-            status=TaskStatus.PENDING,
-            args=args,
-            kwargs=kwargs,
-            created_at=utcnow(),
-            idempotency_key=idempotency_key,
-            tags=dict(tags) if tags else {},
-            encrypted_payload=payload,
-        )
-        if idempotency_key is None:
-            self._accept(record, definition, contextvars.copy_context())
-            return record.task_id, True
-        self._live[record.task_id] = make_actor(
-            record, definition, contextvars.copy_context(), self._actor_services
-        )
-        holder = self.table.add_unless_key_held(record)
-        if holder is not None:  # another thread took the key in between
-            del self._live[record.task_id]
-            return holder, False
-        self._accepted(record, definition)
-        return record.task_id, True
+    @property
+    def is_running(self) -> bool:
+        """True while `running()` holds the supervision tree open."""
+        return self.launcher.root is not None
 
-    def _accept(self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context) -> None:
-        """Add a new PENDING record to the table, ready for `dispatch`."""
-        self._live[record.task_id] = make_actor(record, definition, context, self._actor_services)
-        self.table.add(record)
-        self._accepted(record, definition)
+    # -- reading tasks ---------------------------------------------------------------------------------
 
-    def _accepted(self, record: TaskRecord, definition: TaskDefinition) -> None:
-        persistence = self._persistence
-        if persistence is not None:
-            durable = self.requeue_pending or definition.config.persist
-            persistence.save(record, requeue=durable)
-            in_request = request_records.get()
-            if in_request is not None and durable:
-                in_request.append(record)  # the web middleware commits these before the response starts
-        if self._listeners:
-            self._notify(record)
+    def get(self, task_id: str) -> TaskRecord:
+        """The in-memory record of `task_id`; TaskNotFound when unknown here."""
+        return self.actions.get(task_id)
 
-    def _requeue_flag(self, record: TaskRecord) -> bool:
-        """Whether the store should re-run this record if its instance is lost in its current state."""
-        live = self._live.get(record.task_id)
-        definition = live.definition if live is not None else self.registry.find(record.func_name)
-        if definition is None:
-            return False
-        if record.status is TaskStatus.PENDING:
-            return self.requeue_pending or definition.config.persist
-        if record.status is TaskStatus.RUNNING:
-            return definition.config.requeue_on_interrupt
-        return False
+    def query(self, **filters: Any) -> Page:
+        """In-memory records, filtered and cursor-paged, newest first (see TaskTable.query)."""
+        return self.actions.query(**filters)
 
-    async def make_durable(self, records: list[TaskRecord]) -> bool:
-        """Commit these records before a response goes out; False if the store could not confirm in time."""
-        persistence = self._persistence
-        if persistence is None or not persistence.active:
-            return True
-        return await persistence.make_durable(records, self._requeue_flag)
+    def statistics(self) -> TaskManagerStatistics:
+        """A frozen snapshot of counts, durations, throughput and the supervision tree."""
+        return self.actions.statistics()
 
-    async def dispatch_all(self, task_ids: list[str]) -> None:
-        """`dispatch` each task, in order (what a request's background item does after the response)."""
-        persistence = self._persistence
-        claims_keys = persistence is not None and persistence.active
-        for task_id in task_ids:
-            live = self._live.get(task_id)
-            if live is None or live.context is None:
-                continue  # settled (e.g. cancelled) before it started, or already dispatched
-            record = live.record
-            if self._root is not None and not (claims_keys and record.idempotency_key is not None):
-                if record.status is TaskStatus.PENDING:
-                    self._start(record, live)  # the common case: nothing to wait for
-            else:
-                await self.dispatch(task_id)
+    async def merged_list(self) -> list[TaskRecord]:
+        """Every record this process holds (fastapi-taskflow's name)."""
+        return self.table.records()
 
-    async def dispatch(self, task_id: str) -> None:
-        """Start a PENDING task: as a supervised actor when the lifespan runs, else inline, here and now."""
-        live = self._live.get(task_id)
-        record = self.table.get(task_id)
-        if (
-            live is None
-            or record is None
-            or record.status is not TaskStatus.PENDING
-            or live.context is None  # its context went with it when it was started
-        ):
-            return  # cancelled before it started, unknown, or already dispatched
-        persistence = self._persistence
-        if record.idempotency_key is not None and persistence is not None and persistence.active:
-            holder = await self._claim_key(persistence, record)
-            if holder is not None:
-                self._tracker.finish(record, TaskStatus.CANCELLED, reason=f"duplicate of task {holder}")
-                return
-            if record.status is not TaskStatus.PENDING:
-                return  # cancelled while the key was being claimed
-        if self._root is None:
-            await self._run_inline(record, live)
-        else:
-            self._start(record, live)
+    async def find(self, task_id: str) -> TaskRecord:
+        """The record of `task_id`, from memory or else from the store; TaskNotFound when unknown."""
+        return await self.actions.find(task_id)
 
-    async def _claim_key(self, persistence: Persistence, record: TaskRecord) -> str | None:
-        # Another instance sharing the store may hold the key: the store decides, atomically.
-        assert record.idempotency_key is not None
-        try:
-            holder = await persistence.store.claim_idempotency_key(record.idempotency_key, record.task_id)
-        except Exception:
-            _log.exception(
-                "could not claim idempotency key %r in the store; running anyway", record.idempotency_key
-            )
-            return None
-        return holder if holder != record.task_id else None
+    async def query_history(self, *, limit: int | None = None, **filters: Any) -> Page:
+        """Every task (the store's history when there is one), filtered and cursor-paged, newest first."""
+        return await self.actions.query_history(limit=limit, **filters)
 
-    def _start(self, record: TaskRecord, live: Actor) -> None:
-        """Hand a PENDING record to its policy's supervisor (the lifespan is running)."""
-        root = self._root
-        assert root is not None
-        definition = live.definition
-        supervisor = self._supervisors.get(definition.policy.name)
-        if supervisor is None:
-            supervisor = self._supervisors[definition.policy.name] = root.child(definition.policy)
-        try:
-            live.handle = supervisor.start_soon(
-                live,
-                name=definition.name,
-                key=record.task_id,
-                context=live.take_context(),
-            )
-        except SupervisorClosed:
-            self.on_interrupted(record, "shutdown")
+    async def metrics(self) -> dict[str, Any]:
+        """The figures of `GET /tasks/metrics`: the store's history when there is one, else this process."""
+        return await self.actions.metrics()
 
-    async def _run_inline(self, record: TaskRecord, live: Actor) -> None:
-        definition = live.definition
+    def get_config(self, func: Callable[..., Any]) -> TaskConfig | None:
+        """The declared options of a task function, None if it was never decorated."""
+        return self.registry.get_config(func)
 
-        async def run() -> None:
-            await run_supervised(
-                live,
-                policy=definition.policy,
-                name=definition.name,
-                key=record.task_id,
-                observers=[self._tracker],
-            )
+    # -- acting on tasks (what the HTTP API's actions call) ----------------------------------------------
 
-        # A task group of one, so the child runs in (a copy of) the context captured by add_task.
-        async with anyio.create_task_group() as tg:
-            live.take_context().run(tg.start_soon, run)
+    def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a pending task (it never runs) or a running one; InvalidTaskState when it has finished."""
+        return self.actions.cancel(task_id)
+
+    async def retry(self, task_id: str) -> TaskRecord:
+        """Run a failed or interrupted task again, as a new task linked to it; the new record is returned
+        (the HTTP API's retry; not the policy's retries of one task). InvalidTaskState otherwise."""
+        new = self.actions.resubmit(task_id, record=await self.actions.find(task_id))
+        await self.launcher.start(new.task_id)
+        return new
+
+    async def delete_history(self, cutoff: datetime) -> dict[str, int]:
+        """Forget finished tasks that ended before `cutoff`, in memory and in the store."""
+        return await self.actions.delete_history(cutoff)
+
+    async def flush_observers(self) -> None:
+        """Deliver every queued observer event now (handy in tests)."""
         await self._dispatcher.drain()
 
-    # -- state changes (called by the tracker and the actions) -----------------------------------------
-
-    def transition(self, record: TaskRecord, status: TaskStatus) -> None:
-        """Move a record to a new state and fan the change out (store, metrics, observers, listeners)."""
-        self.table.set_status(record, status)
-        if self._persistence is not None:
-            batch = self._persistence.save(record, requeue=self._requeue_flag(record))
-            if status is TaskStatus.RUNNING and batch is not None and self._persistence.active:
-                live = self._live.get(record.task_id)
-                if live is not None and (self.requeue_pending or live.definition.config.persist):
-                    live.running_batch = batch
-        if status.is_terminal:
-            self._live.pop(record.task_id, None)
-            self._metrics.record_finished(record)
-        if self._dispatcher.active:
-            self._dispatcher.emit_lifecycle(
-                LifecycleEvent(
-                    task_id=record.task_id,
-                    func_name=record.func_name,
-                    status=status,
-                    timestamp=utcnow(),
-                    attempt=record.retries_used if status.is_terminal else 0,
-                    retries_used=record.retries_used,
-                    duration=record.duration,
-                    error=record.error,
-                    stacktrace=record.stacktrace,
-                    tags=dict(record.tags),
-                )
-            )
-        if self._listeners:
-            self._notify(record)
-
-    def changed(self, record: TaskRecord) -> None:
-        """Tell listeners a record changed without a state change (a retry scheduled, a log line)."""
-        if self._persistence is not None:
-            self._persistence.save(record, requeue=self._requeue_flag(record))
-        if self._listeners:
-            self._notify(record)
+    # -- log lines (from the tasks' scope) -------------------------------------------------------------
 
     def _on_log(
         self, record: TaskRecord, attempt: int, message: str, level: str, extra: dict[str, Any]
@@ -422,41 +313,4 @@ class TaskRuntime(TaskLifespan, TaskActions):
                     extra,
                 )
             )
-        self.changed(record)
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call `listener(record)` after every change (may be called from worker threads for log lines)."""
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stop calling `listener`."""
-        self._listeners.remove(listener)
-
-    def _notify(self, record: TaskRecord) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(record)
-            except Exception:  # a broken listener must not break a task
-                _log.exception("task listener %r failed", listener)
-
-    def statistics(self) -> TaskManagerStatistics:
-        """A frozen snapshot of counts, durations, throughput and the supervision tree."""
-        counts = self.table.counts()
-        root = self._root
-        return self._metrics.snapshot(
-            counts[TaskStatus.PENDING],
-            counts[TaskStatus.RUNNING],
-            root.statistics() if root is not None else None,
-        )
-
-    async def merged_list(self) -> list[TaskRecord]:
-        """Every record this process holds (fastapi-taskflow's name)."""
-        return self.table.records()
-
-    def get_config(self, func: Callable[..., Any]) -> TaskConfig | None:
-        """The declared options of a task function, None if it was never decorated."""
-        return self.registry.get_config(func)
-
-    async def flush_observers(self) -> None:
-        """Deliver every queued observer event now (handy in tests)."""
-        await self._dispatcher.drain()
+        self.lifecycle.update(record)

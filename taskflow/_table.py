@@ -13,13 +13,9 @@ structural changes take a lock; readers copy under the GIL.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ._models import TaskRecord, TaskStatus, id_matches
@@ -35,20 +31,7 @@ from ._packed import (
     task_id_of,
     unpack,
 )
-
-MAX_CURSOR_LENGTH = 512
-
-
-class InvalidCursor(ValueError):
-    """Raised by `query` for a cursor it did not issue (the HTTP API turns it into a 400)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of records, newest first, and the cursor of the next page (None on the last one)."""
-
-    records: list[TaskRecord]
-    next_cursor: str | None
+from .stores import RELEASES_KEY, Page, decode_cursor, encode_cursor
 
 
 class TaskTable:
@@ -274,9 +257,6 @@ KEEP_UNPACKED = 256
 """The newest terminal records stay `TaskRecord` objects: for a moment after a task ends its record is still
 read (the dashboard's first page, listeners, the store writer), and a late change to it still shows."""
 
-RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED})
-"""States in which a task no longer holds its idempotency key: resubmitting runs the work again."""
-
 
 def _order_key(item: TaskRecord | Packed) -> tuple[datetime, str]:
     return (created_at_of(item), task_id_of(item))
@@ -287,26 +267,3 @@ def _position(cursor: str) -> tuple[datetime, str]:
     created, task_id = decode_cursor(cursor)
     moment = datetime.fromisoformat(created)
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC), task_id)
-
-
-def encode_cursor(record: TaskRecord) -> str:
-    """An opaque cursor pointing just after `record` in newest-first order."""
-    raw = json.dumps(
-        [record.created_at.isoformat(timespec="microseconds"), record.task_id], separators=(",", ":")
-    )
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """The position a cursor points at; InvalidCursor for anything `encode_cursor` did not make."""
-    if not isinstance(cursor, str) or not cursor or len(cursor) > MAX_CURSOR_LENGTH:
-        raise InvalidCursor("invalid cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, task_id = json.loads(raw)
-        datetime.fromisoformat(created)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidCursor("invalid cursor") from None
-    if not isinstance(created, str) or not isinstance(task_id, str):
-        raise InvalidCursor("invalid cursor")
-    return (created, task_id)

@@ -1,13 +1,14 @@
-"""Turns supervision events into task state: the one place where a record changes state after dispatch.
+"""Turns supervision events into task changes: what the supervisors report about each task after its start.
 
-The runtime installs a `Tracker` as the observer of its root supervisor. Each call names its child by the
-handle's `key` (the task id); the tracker moves that record along PENDING -> RUNNING -> terminal, keeps the
-per-attempt history, updates the metrics and fans the change out to observers and listeners.
+The runtime installs a `Tracker` as the observer of its root supervisor (and of each inline run). Each call
+names its child by the handle's `key` (the task id); the tracker keeps the per-attempt history of that
+record and asks the lifecycle to move it along PENDING -> RUNNING -> terminal.
 """
 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from supervisors import ChildHandle, ChildState
@@ -16,20 +17,27 @@ from ._models import AttemptRecord, TaskRecord, TaskStatus, utcnow
 from ._traceback import error_text, format_traceback
 
 if TYPE_CHECKING:
-    from ._runtime import TaskRuntime
+    from ._lifecycle import Lifecycle
+    from ._table import TaskTable
 
 
 class Tracker:
     """The root supervisor's observer (`supervisors.ChildObserver`): applies each moment of a child's life
     to its task record. It is given the child's handle, whose `key` is the task id, not an event object:
-    the runtime follows every child, and building events for it cost 2.5 µs each."""
+    the runtime follows every child, so it takes the cheaper of the two kinds of observer.
 
-    def __init__(self, runtime: TaskRuntime) -> None:
-        self._runtime = runtime
+    `interrupted(record, reason)` settles a task stopped by shutdown (requeued or INTERRUPTED)."""
+
+    def __init__(
+        self, table: TaskTable, lifecycle: Lifecycle, interrupted: Callable[[TaskRecord, str], None]
+    ) -> None:
+        self.table = table
+        self.lifecycle = lifecycle
+        self.interrupted = interrupted
 
     def _record(self, handle: ChildHandle) -> TaskRecord | None:
         task_id = handle.key
-        return self._runtime.table.get(task_id) if isinstance(task_id, str) else None
+        return self.table.get(task_id) if isinstance(task_id, str) else None
 
     def attempt_started(self, handle: ChildHandle) -> None:
         record = self._record(handle)
@@ -39,7 +47,7 @@ class Tracker:
         number = handle.attempts
         if record.status is TaskStatus.PENDING:
             record.start_time = now
-            self._runtime.transition(record, TaskStatus.RUNNING)
+            self.lifecycle.move(record, TaskStatus.RUNNING)
         elif record.status is not TaskStatus.RUNNING:
             return  # cancelled while starting: keep the terminal state
         if number > 1:
@@ -59,7 +67,7 @@ class Tracker:
     def retry_scheduled(self, handle: ChildHandle, delay: float, error: BaseException) -> None:
         record = self._record(handle)
         if record is not None:
-            self._runtime.changed(record)
+            self.lifecycle.update(record)
 
     def finished(self, handle: ChildHandle) -> None:
         record = self._record(handle)
@@ -67,41 +75,17 @@ class Tracker:
             return
         state = handle.state
         if state is ChildState.SUCCEEDED:
-            self.finish(record, TaskStatus.SUCCESS)
+            self.lifecycle.finish(record, TaskStatus.SUCCESS)
         elif state is ChildState.FAILED:
             error = handle.error
             stack = format_traceback(error) if error is not None else None
-            self.finish(record, TaskStatus.FAILED, error, stack, reason=handle.reason)
+            self.lifecycle.finish(record, TaskStatus.FAILED, error, stack, reason=handle.reason)
             if error is not None:
                 # The record keeps the text. The frames the traceback holds refer back to the handle (and the
                 # actor), which holds the error: clearing their locals spares every failed task a reference
                 # cycle that only a full garbage collection would free.
                 traceback.clear_frames(error.__traceback__)
         elif state is ChildState.CANCELLED:
-            self.finish(record, TaskStatus.CANCELLED, reason=handle.reason)
+            self.lifecycle.finish(record, TaskStatus.CANCELLED, reason=handle.reason)
         else:
-            self._runtime.on_interrupted(record, handle.reason or "shutdown")
-
-    def finish(
-        self,
-        record: TaskRecord,
-        status: TaskStatus,
-        error: BaseException | None = None,
-        stacktrace: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> None:
-        """Settle a record in a terminal state (a no-op if it is already settled)."""
-        if record.status.is_terminal:
-            return  # already settled (e.g. cancelled through the API before the child noticed)
-        now = utcnow()
-        if record.attempts and record.attempts[-1].end_time is None:
-            record.attempts[-1].end_time = now
-            if error is not None and status is TaskStatus.FAILED:
-                record.attempts[-1].error = error_text(error)
-        record.end_time = now
-        if error is not None:
-            record.error = error_text(error)
-            record.stacktrace = stacktrace
-        record.status_reason = reason
-        self._runtime.transition(record, status)
+            self.interrupted(record, handle.reason or "shutdown")

@@ -36,8 +36,7 @@ import pytest
 from ._contract_optional import OptionalContract
 from ._exceptions import PayloadError
 from ._models import AttemptRecord, TaskRecord, TaskStatus
-from ._table import InvalidCursor
-from .stores import TaskStore
+from .stores import InvalidCursor, TaskStore
 
 __all__ = ["StoreContract"]
 

@@ -6,6 +6,11 @@
 - the fastapi-taskflow 0.5.0 compatibility modules (COMPAT_MODULES: re-exports at 0.5.0's import paths,
   each marked by its docstring) are faces for users, like the package __init__: they may import taskflow.web,
   and no project module imports them.
+- a package's private modules (`P._x`) are imported only from inside P (its own modules and its
+  subpackages'): taskflow.stores may import `taskflow._models`, but taskflow may not import
+  `taskflow.stores._paging` (it imports `taskflow.stores`), nor `supervisors._runner`.
+- the stores import, of taskflow, only the record model, the codec, the encryption and the exceptions:
+  never the runtime, the live table or the lifecycle.
 """
 
 from __future__ import annotations
@@ -135,6 +140,85 @@ def test_compat_modules_are_exactly_the_marked_ones() -> None:
         if docstring.startswith(COMPAT_MARKER):
             marked.add(path.relative_to(ROOT).as_posix())
     assert marked == COMPAT_MODULES
+
+
+STORE_MAY_IMPORT = {"taskflow._models", "taskflow._codec", "taskflow._encryption", "taskflow._exceptions"}
+
+
+def _source_files() -> list[Path]:
+    files = sorted(ROOT.glob("supervisors/**/*.py")) + sorted(ROOT.glob("taskflow/**/*.py"))
+    assert files, "no source files found: the layering check would pass vacuously"
+    return files
+
+
+def _private_import_violations() -> list[str]:
+    bad = []
+    for path in _source_files():
+        rel = path.relative_to(ROOT).as_posix()
+        here = _module_parts(path)
+        for line, module in _imports(path):
+            parts = module.split(".")
+            for i, part in enumerate(parts):
+                if part.startswith("_") and not part.startswith("__"):
+                    owner = parts[:i]
+                    if here[: len(owner)] != owner:
+                        bad.append(f"{rel}:{line}: imports {module}, private to {'.'.join(owner)}")
+                    break
+    return bad
+
+
+def _store_violations() -> list[str]:
+    bad = []
+    for path in _source_files():
+        rel = path.relative_to(ROOT).as_posix()
+        if not rel.startswith("taskflow/stores/"):
+            continue
+        for line, module in _imports(path):
+            if module.split(".")[0] != "taskflow" or module.startswith("taskflow.stores"):
+                continue
+            if not any(module == m or module.startswith(m + ".") for m in STORE_MAY_IMPORT):
+                bad.append(f"{rel}:{line}: a store imports {module}")
+    return bad
+
+
+def test_private_modules_are_imported_only_inside_their_package() -> None:
+    """No module imports the private module of a package it is not part of."""
+    assert _private_import_violations() == []
+
+
+def test_stores_depend_only_on_the_record_model() -> None:
+    """The stores import neither the runtime, nor the live table, nor the lifecycle."""
+    assert _store_violations() == []
+
+
+@pytest.mark.parametrize(
+    ("rel", "source", "expected"),
+    [
+        ("taskflow/_x.py", "from .stores._paging import Page\n", "private to taskflow.stores"),
+        ("taskflow/_x.py", "from supervisors._runner import Site\n", "private to supervisors"),
+        ("taskflow/web/_x.py", "from ..observers._base import x\n", "private to taskflow.observers"),
+        ("taskflow/stores/_x.py", "from .._table import Page\n", "a store imports taskflow._table"),
+        (
+            "taskflow/stores/_x.py",
+            "def f():\n    from .._runtime import x\n",
+            "a store imports taskflow._runtime",
+        ),
+    ],
+)
+def test_private_and_store_checks_catch_violations(
+    rel: str, source: str, expected: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each of the two checks fails on its kind of violation, and allows a subpackage its parent's modules."""
+    target = tmp_path / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(source, encoding="utf-8")
+    allowed = tmp_path / "taskflow" / "stores" / "_ok.py"
+    allowed.parent.mkdir(parents=True, exist_ok=True)
+    allowed.write_text("from .._models import TaskRecord\nfrom ._paging import Page\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = _private_import_violations() + _store_violations()
+    assert any(expected in v for v in found), found
+    assert not any("_ok.py" in v for v in found)
 
 
 def test_nothing_reads_outside_the_project() -> None:

@@ -135,8 +135,8 @@ async def main() -> None:
     app = FastAPI()
     TaskAdmin(app, tm)  # the dashboard's change stream needs the loop's thread-safe caller
     async with app.router.lifespan_context(app):
-        task_id, _ = tm.submit(job, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (), {})
+        await tm.launcher.start(task_id)
         with anyio.fail_after(10):
             while not done:
                 await anyio.sleep(0.01)

@@ -143,3 +143,50 @@ def test_snapshot_scheduler_is_exported_where_050_exported_it() -> None:
 
     assert taskflow.SnapshotScheduler is taskflow.backends.SnapshotScheduler
     assert "SnapshotScheduler" in taskflow.__all__ and "SnapshotScheduler" in taskflow.backends.__all__
+
+
+def test_task_manager_surface_is_the_050_api_plus_the_documented_additions() -> None:
+    """TaskManager's public methods are 0.5.0's and those docs/*.md describe; internals are collaborators."""
+    import taskflow
+
+    tm = taskflow.TaskManager()
+    methods = {n for n in dir(tm) if not n.startswith("_") and callable(getattr(tm, n))}
+    v050 = {
+        "task",
+        "get_tasks",
+        "background_tasks",
+        "install",
+        "merged_list",
+        "startup",
+        "shutdown",
+        "init_app",
+    }
+    documented = {
+        "running",
+        "statistics",
+        "get",
+        "query",
+        "flush_observers",
+        "find",
+        "query_history",
+        "metrics",
+        "get_config",
+        "cancel",
+        "retry",
+        "delete_history",
+    }
+    assert methods == v050 | documented
+    # The package-internal contract taskflow.web uses: collaborators, none of them a method.
+    for name in ("lifecycle", "launcher", "lifespan", "actions", "listeners"):
+        assert not callable(getattr(tm, name)), name
+    for gone in (
+        "transition",
+        "changed",
+        "adopt",
+        "refuse",
+        "make_durable",
+        "dispatch_all",
+        "dispatch",
+        "submit",
+    ):
+        assert not hasattr(tm, gone), gone

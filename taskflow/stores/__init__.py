@@ -1,11 +1,20 @@
 """Durable task storage: the `TaskStore` protocol, the memory and SQLite stores, and the batch writer.
 
 This package imports only the standard library, anyio and taskflow's data modules (records, codec,
-exceptions, the cursor format); optional clients are imported lazily by the store that needs them.
+encryption, exceptions), never the runtime or the live table; optional clients are imported lazily by the
+store that needs them. Paging (`Page`, the cursor format, `InvalidCursor`) lives here, next to the protocol.
 """
 
 from ._memory import MemoryStore as MemoryStore
+from ._paging import RELEASES_KEY as RELEASES_KEY
+from ._paging import InvalidCursor as InvalidCursor
+from ._paging import Page as Page
+from ._paging import decode_cursor as decode_cursor
+from ._paging import encode_cursor as encode_cursor
+from ._protocol import FinishedRun as FinishedRun
 from ._protocol import RecoveredTask as RecoveredTask
+from ._protocol import StoreSummary as StoreSummary
+from ._protocol import SummarizingStore as SummarizingStore
 from ._protocol import TaskStore as TaskStore
 from ._sqlite import SqliteStore as SqliteStore
 from ._writer import BatchWriter as BatchWriter
@@ -14,10 +23,18 @@ from ._writer import backoff_delay as backoff_delay
 
 __all__ = [
     "BatchWriter",
+    "FinishedRun",
+    "InvalidCursor",
     "MemoryStore",
+    "Page",
+    "RELEASES_KEY",
     "RecoveredTask",
     "SqliteStore",
+    "StoreSummary",
+    "SummarizingStore",
     "TaskStore",
     "WriterStatistics",
     "backoff_delay",
+    "decode_cursor",
+    "encode_cursor",
 ]

@@ -12,7 +12,7 @@ import operator
 from datetime import UTC, datetime
 
 from .._models import AttemptRecord, TaskRecord
-from .._table import InvalidCursor, decode_cursor
+from ._paging import InvalidCursor, decode_cursor
 
 
 def utc_text(value: datetime) -> str:
@@ -45,8 +45,8 @@ def copy_record(record: TaskRecord) -> TaskRecord:
     """A copy whose lists and dicts are not shared with `record` (args values themselves are shared).
 
     The writer snapshots records on the event loop thread so a store thread never reads a record while
-    the runtime changes it. (Positional construction, attempts included: `dataclasses.replace` took 3.6 µs
-    a record, and a persisted task is copied up to three times.)
+    the runtime changes it. (Positional construction, attempts included, is several times cheaper than
+    `dataclasses.replace`, and a persisted task is copied up to three times.)
     """
     copy = TaskRecord(*_all_fields(record))
     copy.kwargs = dict(record.kwargs)

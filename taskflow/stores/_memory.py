@@ -20,8 +20,8 @@ from anyio.lowlevel import checkpoint
 from .._codec import decode_call, encode_call
 from .._exceptions import PayloadError
 from .._models import TaskRecord, TaskStatus, id_matches
-from .._table import RELEASES_KEY, Page, encode_cursor
 from ._common import check_limit, check_ttl, copy_record, cursor_position, utc_text
+from ._paging import RELEASES_KEY, Page, encode_cursor
 from ._protocol import FinishedRun, RecoveredTask, StoreSummary
 
 __all__ = ["MemoryStore"]

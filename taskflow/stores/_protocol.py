@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from .._models import TaskRecord, TaskStatus
-from .._table import Page
+from ._paging import Page
 
 __all__ = ["FinishedRun", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
 

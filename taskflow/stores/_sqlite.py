@@ -25,9 +25,9 @@ import anyio
 
 from .._exceptions import ConfigurationError
 from .._models import SHORT_ID_LENGTH, TaskRecord, TaskStatus
-from .._table import Page, encode_cursor
 from . import _sqlite_ops as ops
 from ._common import check_limit, check_ttl, cursor_position, utc_text
+from ._paging import Page, encode_cursor
 from ._protocol import RecoveredTask, StoreSummary
 from ._sqlite_schema import COLUMNS
 

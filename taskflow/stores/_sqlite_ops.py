@@ -16,8 +16,8 @@ from typing import Any
 
 from .._exceptions import PayloadError
 from .._models import TERMINAL_STATUSES, TaskRecord, TaskStatus
-from .._table import RELEASES_KEY
 from ._common import parse_utc
+from ._paging import RELEASES_KEY
 from ._protocol import FinishedRun, RecoveredTask, StoreSummary
 from ._sqlite_schema import UPDATE_CHANGING, UPSERT, changing_row, from_row, migrate, to_row
 

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from .._exceptions import InvalidTaskState, TaskNotFound, TaskNotRegistered
 from .._models import TaskStatus, utcnow
-from .._table import InvalidCursor
+from ..stores import InvalidCursor
 from ._manager import TaskManager
 from ._payloads import record_dict
 
@@ -80,7 +80,7 @@ def build_api_router(
     router = APIRouter(dependencies=list(dependencies), tags=["tasks"])
 
     async def task_dict(task_id: str) -> dict[str, Any]:
-        return record_dict(await manager.find(task_id), display_func_args)
+        return record_dict(await manager.actions.find(task_id), display_func_args)
 
     @router.get("", summary="List tasks, newest first")
     async def list_tasks(
@@ -99,7 +99,7 @@ def build_api_router(
             }
             if cursor is not None and limit is None:
                 limit = 100
-            page = await manager.query_history(
+            page = await manager.actions.query_history(
                 func_name=func_name or None, limit=limit, cursor=cursor, **filters
             )
         except InvalidCursor:
@@ -111,7 +111,7 @@ def build_api_router(
 
     @router.get("/metrics", summary="Counts, success rate, durations and throughput")
     async def metrics() -> Any:
-        return await manager.metrics()
+        return await manager.actions.metrics()
 
     @router.get("/supervision", summary="The supervision tree and the registered task functions")
     async def supervision() -> Any:
@@ -146,7 +146,8 @@ def build_api_router(
     ) -> Any:
         if unit not in _HISTORY_UNITS:
             return _error(400, "unit must be one of: min, hour, day")
-        return await manager.delete_history(utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit]))
+        cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
+        return await manager.actions.delete_history(cutoff)
 
     @router.get("/{task_id}", summary="One task")
     async def get_task(task_id: str) -> Any:
@@ -162,7 +163,7 @@ def build_api_router(
         if len(task_id) > MAX_ID_LENGTH:
             return _not_found()
         try:
-            new = manager.retry(task_id, record=await manager.find(task_id))
+            new = manager.actions.resubmit(task_id, record=await manager.actions.find(task_id))
         except TaskNotFound:
             return _not_found()
         except InvalidTaskState as exc:
@@ -171,7 +172,7 @@ def build_api_router(
             return _error(409, str(exc))
         return JSONResponse(
             {"task_id": new.task_id, "task": new.to_dict()},
-            background=BackgroundTask(manager.dispatch, new.task_id),
+            background=BackgroundTask(manager.launcher.start, new.task_id),
         )
 
     @router.post("/{task_id}/cancel", summary="Cancel a pending or running task")
@@ -179,7 +180,7 @@ def build_api_router(
         if len(task_id) > MAX_ID_LENGTH:
             return _not_found()
         try:
-            record = manager.cancel(task_id)
+            record = manager.actions.cancel(task_id)
         except TaskNotFound:
             return _not_found()
         except InvalidTaskState as exc:

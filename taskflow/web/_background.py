@@ -29,17 +29,17 @@ if TYPE_CHECKING:
     from ._manager import TaskManager
 
 
-class _Dispatch(BackgroundTask):
-    """The Starlette background item that hands a request's tasks to their supervisors after the response.
+class _AfterResponse(BackgroundTask):
+    """The Starlette background item that starts a request's tasks after the response.
 
     One item per request (not per task): the ids of every task the request adds go into it, in order.
     """
 
-    def __init__(self, dispatch: Callable[[list[str]], Any]) -> None:
+    def __init__(self, start: Callable[[list[str]], Any]) -> None:
         # Skips BackgroundTask.__init__'s callable inspection (BackgroundTask is generic in its callable's
         # ParamSpec, which a plain assignment cannot bind).
         self.task_ids: list[str] = []
-        self.func = dispatch  # type: ignore[assignment]
+        self.func = start  # type: ignore[assignment]
         self.args = (self.task_ids,)  # type: ignore[assignment]
         self.kwargs = {}  # type: ignore[assignment]
         self.is_async = True
@@ -55,7 +55,7 @@ class ManagedBackgroundTasks(BackgroundTasks):
     def __init__(self, task_manager: TaskManager, background_tasks: BackgroundTasks | None = None) -> None:
         super().__init__()
         self.task_manager = task_manager
-        self._dispatch: _Dispatch | None = None
+        self._after_response: _AfterResponse | None = None
         if background_tasks is not None:
             self.tasks = background_tasks.tasks
 
@@ -69,12 +69,14 @@ class ManagedBackgroundTasks(BackgroundTasks):
     ) -> str:
         """Queue `func(*args, **kwargs)` as a managed task; return its id (an existing id for a held key)."""
         manager = self.task_manager
-        task_id, created = manager.submit(func, args, kwargs, idempotency_key=idempotency_key, tags=tags)
+        task_id, created = manager.launcher.submit(
+            func, args, kwargs, idempotency_key=idempotency_key, tags=tags
+        )
         if created:
-            if self._dispatch is None:
-                self._dispatch = _Dispatch(manager.dispatch_all)
-                self.tasks.append(self._dispatch)
-            self._dispatch.task_ids.append(task_id)
+            if self._after_response is None:
+                self._after_response = _AfterResponse(manager.launcher.start_after_response)
+                self.tasks.append(self._after_response)
+            self._after_response.task_ids.append(task_id)
         return task_id
 
 
@@ -121,7 +123,7 @@ class TaskflowMiddleware:
         manager = self.wiring.task_manager
         serving = _serving.set(manager) if self.wiring.inject else None
         try:
-            if manager.is_persistent:
+            if manager.launcher.is_persistent:
                 await self._durably(manager, scope, receive, send)
             else:
                 await self.app(scope, receive, send)
@@ -139,10 +141,10 @@ class TaskflowMiddleware:
             if refused:
                 return  # the app's own response is dropped: a 503 went out instead
             starting = message["type"] == "http.response.start"
-            if starting and added and not await manager.make_durable(list(added)):
+            if starting and added and not await manager.launcher.make_durable(list(added)):
                 refused = True
                 for record in added:
-                    manager.refuse(record, "store_unavailable")
+                    manager.launcher.refuse(record, "store_unavailable")
                 await _send_unavailable(send)
                 return
             await send(message)

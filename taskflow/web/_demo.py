@@ -75,7 +75,7 @@ def build_demo_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if db is not None:
-            metrics = await task_manager.metrics()
+            metrics = await task_manager.actions.metrics()
             requeued = sum(
                 1 for r in task_manager.table.records() if (r.status_reason or "").startswith("requeued")
             )
@@ -110,9 +110,9 @@ async def _simulate_traffic(task_manager: TaskManager, kinds: dict[str, Any], in
         n += 1
         kind = random.choices(list(weights), weights=list(weights.values()))[0]
         func, make_args = kinds[kind]
-        task_id, created = task_manager.submit(
+        task_id, created = task_manager.launcher.submit(
             func, make_args(n), {}, tags={"kind": kind, "source": "simulated"}
         )
         if created:
-            await task_manager.dispatch(task_id)
+            await task_manager.launcher.start(task_id)
         await anyio.sleep(random.uniform(0.3, 1.0) * interval)

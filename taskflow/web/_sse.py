@@ -1,10 +1,10 @@
 """The change bus behind the dashboard's SSE stream: task changes in, small coalesced events out.
 
-The runtime calls `ChangeBus._on_change(record)` after every change, on the event loop or, for log lines of
-sync tasks and submissions from sync routes, on a worker thread. That call only puts the record in a dict
-keyed by task id under a lock (bursts coalesce: one entry per task) and, if the flusher is idle, wakes it:
-directly on the loop thread, through the loop's thread-safe call elsewhere. No anyio object is touched from
-a foreign thread.
+The bus is one of the runtime's listener sinks: it `take`s every batch of task changes, on the event loop
+or, for log lines of sync tasks and submissions from sync routes, on a worker thread. That call only puts
+the records in a dict keyed by task id under one lock for the batch (bursts coalesce: one entry per task)
+and, if the flusher is idle, wakes it: directly on the loop thread, through the loop's thread-safe call
+elsewhere. No anyio object is touched from a foreign thread.
 
 The flusher (one task per bus, in the app's lifespan) runs at most every `FLUSH_INTERVAL` seconds: it turns
 each changed record into one JSON event, numbers it and writes it to a fixed-size ring, then wakes the
@@ -32,7 +32,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
@@ -40,8 +40,9 @@ from typing import Any
 import anyio
 
 from .._eventloop import threadsafe_caller
+from .._lifecycle import TaskChange
 from .._models import TaskRecord
-from .._table import Page
+from ..stores import Page
 from ._charts import ChartStats
 from ._payloads import change_event, dumps, record_dict, sse, stream_metrics
 
@@ -105,9 +106,12 @@ class ChangeBus:
 
     # -- producer side (any thread) --------------------------------------------------------------------
 
-    def _on_change(self, record: TaskRecord) -> None:
+    def take(self, changes: Sequence[TaskChange]) -> None:
+        """Note the changed records (any thread); the flusher turns them into events."""
         with self._lock:
-            self._pending[record.task_id] = record
+            pending = self._pending
+            for change in changes:
+                pending[change.task_id] = change.record
             if self._wake_requested or self._wake is None:
                 return
             self._wake_requested = True
@@ -137,7 +141,7 @@ class ChangeBus:
         self._soon = threadsafe_caller()
         self._wake = anyio.Event()
         restore = self._chain_signals()
-        self.manager.add_listener(self._on_change)
+        self.manager.listeners.add(self)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._flush_loop)
@@ -150,7 +154,7 @@ class ChangeBus:
                     tg.cancel_scope.cancel()
         finally:
             self.running = False
-            self.manager.remove_listener(self._on_change)
+            self.manager.listeners.discard(self)
             restore()
             self._soon = None
 
@@ -212,7 +216,8 @@ class ChangeBus:
                 continue  # nobody watches; a new client's snapshot refreshes them first
             age = time.monotonic() - self._metrics_at
             interval = METRICS_INTERVAL if self._metrics_dirty else self._shared_interval
-            due = (self._metrics_dirty or self.manager.is_persistent) and age >= max(interval, self._floor)
+            shared = self.manager.launcher.is_persistent  # other instances change the store's figures
+            due = (self._metrics_dirty or shared) and age >= max(interval, self._floor)
             if due:
                 version = self._metrics_version
                 await self.refresh_metrics()
@@ -290,7 +295,7 @@ class ChangeBus:
 
     async def fresh_metrics(self) -> None:
         """Refresh the metrics if they are due (called before a snapshot is sent)."""
-        if not self.manager.is_persistent:
+        if not self.manager.launcher.is_persistent:
             return  # `snapshot` computes this process's figures itself
         if self._metrics_dirty or time.monotonic() - self._metrics_at >= self._shared_interval:
             await self.refresh_metrics()
@@ -337,7 +342,7 @@ class ChangeBus:
         """
         sub.seq = self.seq
         stale = self._metrics_dirty or not self.running or not self._metrics_version
-        if stale and not self.manager.is_persistent:
+        if stale and not self.manager.launcher.is_persistent:
             # Without a store the figures are this process's, computed here at once (no query to wait for).
             self._metrics_dirty = False
             m = self.manager.statistics().to_metrics()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from taskflow import InMemoryLogger, InvalidTaskState, TaskAdmin, TaskManager, TaskRecord, TaskStatus
+from taskflow._lifecycle import TaskChange
 from taskflow._table import KEEP_UNPACKED
 from taskflow.store import TaskStore
 from taskflow.wrapper import ManagedBackgroundTasks
@@ -59,12 +61,22 @@ async def test_a_050_script_using_task_manager_store() -> None:
     assert sorted(results) == [10, 42]
 
 
+class _Collect:
+    """A sink that collects the ids of the changed tasks."""
+
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def take(self, changes: Sequence[TaskChange]) -> None:
+        self.into.extend(change.task_id for change in changes)
+
+
 async def test_status_changes_go_through_the_runtime() -> None:
     """A status set with `update` moves the counters and statistics and reaches observers and listeners."""
     memory = InMemoryLogger()
     tm = TaskManager(loggers=[memory])
     changed: list[str] = []
-    tm.add_listener(lambda record: changed.append(record.task_id))
+    tm.listeners.add(_Collect(changed))
     async with tm.running():
         tm.store.create("t1", "job", (), {})
         tm.store.update("t1", status="failed", error="lost in import")  # the value, as 0.5.0 accepted
@@ -101,15 +113,16 @@ async def test_a_task_taskflow_runs_is_not_finished_by_hand() -> None:
     async def job() -> None:
         pass
 
-    task_id, _ = tm.submit(job, (), {})
+    task_id, _ = tm.launcher.submit(job, (), {})
     with pytest.raises(InvalidTaskState, match="cancel"):
         tm.store.update(task_id, status=TaskStatus.SUCCESS)
     tm.store.update(task_id, tags={"checked": "yes"})
-    await tm.dispatch(task_id)  # runs inline: no lifespan
+    await tm.launcher.start(task_id)  # runs inline: no lifespan
     (record,) = await wait_finished(tm, [task_id])
     assert record.status is TaskStatus.SUCCESS and record.tags == {"checked": "yes"}
-    tm.store.update(task_id, status=TaskStatus.FAILED)  # a finished record may be corrected
-    assert tm.table.counts()[TaskStatus.FAILED] == 1 and tm.table.counts()[TaskStatus.SUCCESS] == 0
+    with pytest.raises(InvalidTaskState, match="finished one stays finished"):
+        tm.store.update(task_id, status=TaskStatus.FAILED)  # a finished task stays finished
+    assert tm.table.counts()[TaskStatus.FAILED] == 0 and tm.table.counts()[TaskStatus.SUCCESS] == 1
 
 
 def test_an_archived_record_is_read_only() -> None:
@@ -148,12 +161,12 @@ def test_idempotency_lookup_skips_tasks_that_released_their_key() -> None:
     assert tm.store.find_by_idempotency_key("k") is None
 
 
-def test_dashboard_subscriber_queues_point_to_listeners() -> None:
+def test_dashboard_subscriber_queues_point_to_observers() -> None:
     """0.5.0's SSE queue methods are not provided, with an error naming the replacement."""
     tm = TaskManager()
-    with pytest.raises(NotImplementedError, match="add_listener"):
+    with pytest.raises(NotImplementedError, match="TaskObserver"):
         tm.store.add_subscriber()
-    with pytest.raises(NotImplementedError, match="add_listener"):
+    with pytest.raises(NotImplementedError, match="TaskObserver"):
         tm.store.remove_subscriber(object())
 
 

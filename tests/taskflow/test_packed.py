@@ -237,9 +237,9 @@ async def test_finished_tasks_read_back_whole_through_the_manager_once_packed() 
     ids: list[str] = []
     async with tm.running():
         for n in range(table_module.KEEP_UNPACKED + 20):
-            task_id, _ = tm.submit(job, (n,), {"tag": "x"}, tags={"batch": "b"})
+            task_id, _ = tm.launcher.submit(job, (n,), {"tag": "x"}, tags={"batch": "b"})
             ids.append(task_id)
-            await tm.dispatch(task_id)
+            await tm.launcher.start(task_id)
             if n == 0:  # it ends first (after its retry), so it is among the packed ones
                 await wait_until(lambda: tm.statistics().success == 1)
         await wait_until(lambda: tm.statistics().success == len(ids))

@@ -63,7 +63,7 @@ async def test_persisted_task_is_committed_before_the_response_is_sent() -> None
     responses: list[httpx.Response] = []
     async with serve(app) as client:
         store.gate.set()  # let startup writes through, then hold the next ones
-        await wait_until(lambda: tm.is_persistent)
+        await wait_until(lambda: tm.launcher.is_persistent)
         store.gate = anyio.Event()
 
         async def request() -> None:
@@ -90,7 +90,7 @@ async def test_store_that_cannot_commit_refuses_the_task_with_503() -> None:
     app = app_with(tm, ran)
     async with serve(app) as client:
         store.gate.set()
-        await wait_until(lambda: tm.is_persistent)
+        await wait_until(lambda: tm.launcher.is_persistent)
         store.gate = anyio.Event()  # writes now hang
         response = await client.post("/add/5")
         assert response.status_code == 503 and "not accepted" in response.json()["detail"]
@@ -108,7 +108,7 @@ async def test_failing_writes_are_retried_and_reported_in_metrics() -> None:
     ran: list[int] = []
     app = app_with(tm, ran)
     async with serve(app) as client:
-        await wait_until(lambda: tm.is_persistent)
+        await wait_until(lambda: tm.launcher.is_persistent)
         store.failures_left = 3
         task_id = (await client.post("/add/2")).json()["task_id"]
         await wait_finished(tm, [task_id])
@@ -129,7 +129,7 @@ async def test_unstorable_arguments_raise_type_error_naming_the_argument(tmp_pat
 
     async with tm.running():
         with pytest.raises(TypeError, match="conn"):
-            tm.submit(job, (), {"conn": object()})
+            tm.launcher.submit(job, (), {"conn": object()})
 
 
 async def test_clean_restart_requeues_and_runs_pending_and_requeueable_tasks(tmp_path: Path) -> None:
@@ -163,11 +163,11 @@ async def test_clean_restart_requeues_and_runs_pending_and_requeueable_tasks(tmp
     async with first.running():
         ids = {}
         for name in ("requeue", "plain"):
-            ids[name], _ = first.submit(getattr(first, f"{name}_fn"), (), {})
-            await first.dispatch(ids[name])
+            ids[name], _ = first.launcher.submit(getattr(first, f"{name}_fn"), (), {})
+            await first.launcher.start(ids[name])
         await wait_until(lambda: runs["requeue"] == 1 and runs["plain"] == 1)
-        ids["queued"], _ = first.submit(first.queued_fn, (), {})  # type: ignore[attr-defined]
-        await first.dispatch(ids["queued"])  # both slots are taken: it waits
+        ids["queued"], _ = first.launcher.submit(first.queued_fn, (), {})  # type: ignore[attr-defined]
+        await first.launcher.start(ids["queued"])  # both slots are taken: it waits
     assert first.get(ids["plain"]).status is TaskStatus.INTERRUPTED
     assert first.get(ids["requeue"]).status is TaskStatus.PENDING  # kept for the next start
     assert first.get(ids["queued"]).status is TaskStatus.PENDING  # never got a slot: kept too
@@ -175,7 +175,7 @@ async def test_clean_restart_requeues_and_runs_pending_and_requeueable_tasks(tmp
     second = make(None)
     async with second.running():
         records = await wait_finished(second, [ids["requeue"], ids["queued"]])
-        plain = await second.find(ids["plain"])
+        plain = await second.actions.find(ids["plain"])
     assert [r.status for r in records] == [TaskStatus.SUCCESS, TaskStatus.SUCCESS]
     assert runs == {"requeue": 2, "plain": 1, "queued": 1}
     assert plain.status is TaskStatus.INTERRUPTED
@@ -234,7 +234,7 @@ async def test_running_tasks_of_a_lost_instance_are_interrupted_or_requeued(tmp_
         runs.append(i)
 
     async with tm.running():
-        records = [await tm.find(i) for i in plain_ids]
+        records = [await tm.actions.find(i) for i in plain_ids]
     assert runs == [] and all(r.status is TaskStatus.INTERRUPTED for r in records)
     assert all("was lost while it ran" in (r.status_reason or "") for r in records)
 
@@ -256,11 +256,11 @@ async def test_idempotency_key_holds_across_instances_sharing_a_store(tmp_path: 
 
     a, b = make("a"), make("b")
     async with a.running(), b.running():
-        first, _ = a.submit(a.charge_fn, (), {}, idempotency_key="order-1")  # type: ignore[attr-defined]
-        await a.dispatch(first)
+        first, _ = a.launcher.submit(a.charge_fn, (), {}, idempotency_key="order-1")  # type: ignore[attr-defined]
+        await a.launcher.start(first)
         await wait_finished(a, [first])
-        second, _ = b.submit(b.charge_fn, (), {}, idempotency_key="order-1")  # type: ignore[attr-defined]
-        await b.dispatch(second)
+        second, _ = b.launcher.submit(b.charge_fn, (), {}, idempotency_key="order-1")  # type: ignore[attr-defined]
+        await b.launcher.start(second)
         (dup,) = await wait_finished(b, [second])
     assert runs == ["a"] and dup.status is TaskStatus.CANCELLED and first in (dup.status_reason or "")
 
@@ -294,8 +294,8 @@ async def test_snapshot_backend_compatibility_name(tmp_path: Path) -> None:
         pass
 
     async with tm.running():
-        task_id, _ = tm.submit(plain, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(plain, (), {})
+        await tm.launcher.start(task_id)
         await wait_finished(tm, [task_id])
     reopened = SqliteStore(str(tmp_path / "compat.db"))
     await reopened.open()
@@ -320,12 +320,12 @@ async def test_idempotency_key_used_before_a_restart_returns_the_original_id(tmp
 
     first = make()
     async with first.running():
-        original, _ = first.submit(first.notify_fn, (), {}, idempotency_key="order-9")  # type: ignore[attr-defined]
-        await first.dispatch(original)
+        original, _ = first.launcher.submit(first.notify_fn, (), {}, idempotency_key="order-9")  # type: ignore[attr-defined]
+        await first.launcher.start(original)
         await wait_finished(first, [original])
     second = make()
     async with second.running():
-        again, created = second.submit(second.notify_fn, (), {}, idempotency_key="order-9")  # type: ignore[attr-defined]
+        again, created = second.launcher.submit(second.notify_fn, (), {}, idempotency_key="order-9")  # type: ignore[attr-defined]
     assert again == original and not created
 
 
@@ -337,14 +337,14 @@ async def test_evicted_succeeded_task_keeps_its_idempotency_key() -> None:
         pass
 
     async with tm.running():
-        first, _ = tm.submit(job, (), {}, idempotency_key="k")
-        await tm.dispatch(first)
+        first, _ = tm.launcher.submit(job, (), {}, idempotency_key="k")
+        await tm.launcher.start(first)
         await wait_finished(tm, [first])
-        other, _ = tm.submit(job, (), {})
-        await tm.dispatch(other)
+        other, _ = tm.launcher.submit(job, (), {})
+        await tm.launcher.start(other)
         await wait_finished(tm, [other])
         assert tm.table.get(first) is None  # evicted
-        assert tm.submit(job, (), {}, idempotency_key="k") == (first, False)
+        assert tm.launcher.submit(job, (), {}, idempotency_key="k") == (first, False)
 
 
 async def test_shutdown_with_requeue_pending_and_a_running_task_never_raises(tmp_path: Path) -> None:
@@ -358,8 +358,8 @@ async def test_shutdown_with_requeue_pending_and_a_running_task_never_raises(tmp
         await anyio.sleep(60)
 
     async with tm.running():
-        task_id, _ = tm.submit(long_job, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(long_job, (), {})
+        await tm.launcher.start(task_id)
         await started.wait()
     record = tm.get(task_id)
     assert record.status is TaskStatus.INTERRUPTED and record.end_time is not None
@@ -380,8 +380,8 @@ async def test_store_failures_and_recovery_reach_the_observers() -> None:
 
     async with tm.running():
         store.failures_left = 1_000_000  # the disk is full until further notice
-        task_id, _ = tm.submit(job, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (), {})
+        await tm.launcher.start(task_id)
         await wait_until(lambda: any(e.func_name == "taskflow.store" for e in memory.log_events))
         store.failures_left = 0
         await wait_until(lambda: any("recovered" in e.message for e in memory.log_events))
@@ -420,8 +420,8 @@ async def test_a_durable_task_runs_only_once_its_running_state_is_committed(kind
 
     async with tm.running():
         store.gate = anyio.Event()  # writes hang from now on
-        task_id, _ = tm.submit(job, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (), {})
+        await tm.launcher.start(task_id)
         await wait_until(lambda: tm.get(task_id).status is TaskStatus.RUNNING)
         await anyio.wait_all_tasks_blocked()
         assert seen == []  # not started: RUNNING is not durable yet

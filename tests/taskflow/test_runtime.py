@@ -26,9 +26,9 @@ from tests.helpers import wait_finished, wait_until
 
 async def add(manager: TaskManager, func: Any, *args: Any, **kwargs: Any) -> str:
     """Submit and dispatch a task the way a route plus Starlette's background runner do."""
-    task_id, created = manager.submit(func, args, kwargs)
+    task_id, created = manager.launcher.submit(func, args, kwargs)
     if created:
-        await manager.dispatch(task_id)
+        await manager.launcher.start(task_id)
     return task_id
 
 
@@ -42,9 +42,9 @@ async def test_success_lifecycle_and_attempt_history() -> None:
         seen.append(tm.get(get_task_context().task_id).status)  # type: ignore[union-attr]
 
     async with tm.running():
-        task_id, created = tm.submit(job, (), {})
+        task_id, created = tm.launcher.submit(job, (), {})
         assert created and tm.get(task_id).status is TaskStatus.PENDING
-        await tm.dispatch(task_id)
+        await tm.launcher.start(task_id)
         (record,) = await wait_finished(tm, [task_id])
     assert seen == [TaskStatus.RUNNING]
     assert record.status is TaskStatus.SUCCESS
@@ -136,18 +136,18 @@ async def test_idempotency_key_returns_the_holder_and_is_released_on_failure() -
             raise RuntimeError("x")
 
     async with tm.running():
-        first, created = tm.submit(job, (True,), {}, idempotency_key="order-42")
-        again, created_again = tm.submit(job, (True,), {}, idempotency_key="order-42")
+        first, created = tm.launcher.submit(job, (True,), {}, idempotency_key="order-42")
+        again, created_again = tm.launcher.submit(job, (True,), {}, idempotency_key="order-42")
         assert created and not created_again and again == first
         assert tm.table.total_added == 1
-        await tm.dispatch(first)
+        await tm.launcher.start(first)
         gate.set()
         await wait_finished(tm, [first])
-        third, created_third = tm.submit(job, (False,), {}, idempotency_key="order-42")
+        third, created_third = tm.launcher.submit(job, (False,), {}, idempotency_key="order-42")
         assert created_third and third != first
-        await tm.dispatch(third)
+        await tm.launcher.start(third)
         await wait_finished(tm, [third])
-        fourth, _ = tm.submit(job, (False,), {}, idempotency_key="order-42")
+        fourth, _ = tm.launcher.submit(job, (False,), {}, idempotency_key="order-42")
     assert fourth == third  # a succeeded task keeps holding its key
 
 
@@ -163,7 +163,7 @@ def test_idempotency_holds_under_concurrent_threads() -> None:
 
     def submit() -> None:
         barrier.wait()
-        ids.append(tm.submit(job, (), {}, idempotency_key="k")[0])
+        ids.append(tm.launcher.submit(job, (), {}, idempotency_key="k")[0])
 
     threads = [threading.Thread(target=submit) for _ in range(8)]
     for t in threads:
@@ -185,8 +185,8 @@ async def test_tags_reach_record_context_and_every_event() -> None:
         task_log("hello", level="warning", order=7)
 
     async with tm.running():
-        task_id, _ = tm.submit(job, (), {}, tags={"user": "u1"})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (), {}, tags={"user": "u1"})
+        await tm.launcher.start(task_id)
         (record,) = await wait_finished(tm, [task_id])
         await tm.flush_observers()
     assert record.tags == {"user": "u1"}
@@ -256,9 +256,9 @@ async def test_context_captured_at_add_task_flows_into_the_task(kind: str) -> No
 
     async with tm.running():
         token = request_id.set("req-1")
-        task_id, _ = tm.submit(job, (), {})
+        task_id, _ = tm.launcher.submit(job, (), {})
         request_id.reset(token)
-        await tm.dispatch(task_id)
+        await tm.launcher.start(task_id)
         await wait_finished(tm, [task_id])
     assert seen == ["req-1"]
 
@@ -278,8 +278,8 @@ async def test_opentelemetry_span_of_the_request_is_current_in_the_task() -> Non
 
     async with tm.running():
         with tracer.start_as_current_span("request") as span:
-            task_id, _ = tm.submit(job, (), {})
-        await tm.dispatch(task_id)
+            task_id, _ = tm.launcher.submit(job, (), {})
+        await tm.launcher.start(task_id)
         await wait_finished(tm, [task_id])
     assert inside == [span.get_span_context().span_id]
 
@@ -333,9 +333,9 @@ async def test_cancel_pending_never_runs() -> None:
         ran.append(1)
 
     async with tm.running():
-        task_id, _ = tm.submit(job, (), {})
-        assert tm.cancel(task_id).status is TaskStatus.CANCELLED
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (), {})
+        assert tm.actions.cancel(task_id).status is TaskStatus.CANCELLED
+        await tm.launcher.start(task_id)
         await anyio.wait_all_tasks_blocked()
     assert ran == [] and tm.get(task_id).status is TaskStatus.CANCELLED
     assert tm.statistics().cancelled == 1
@@ -357,7 +357,7 @@ async def test_cancel_pending_while_waiting_for_a_slot() -> None:
         # trio starts ready tasks in random order, so either may take the one slot first
         await wait_until(lambda: any(tm.get(i).status is TaskStatus.RUNNING for i in ids))
         (waiting,) = [i for i in ids if tm.get(i).status is TaskStatus.PENDING]
-        tm.cancel(waiting)
+        tm.actions.cancel(waiting)
         gate.set()
         await wait_finished(tm, ids)
     assert ran == [n for i, n in ids.items() if i != waiting]
@@ -389,10 +389,10 @@ async def test_cancel_running(kind: str) -> None:
             task_id = await add(tm, job)
             await wait_until(started.is_set)
             await wait_until(lambda: tm.get(task_id).status is TaskStatus.RUNNING)
-            record = tm.cancel(task_id)
+            record = tm.actions.cancel(task_id)
             assert record.status is TaskStatus.CANCELLED and record.status_reason == "cancelled"
             with pytest.raises(InvalidTaskState):
-                tm.cancel(task_id)
+                tm.actions.cancel(task_id)
     finally:
         release.set()
 
@@ -439,7 +439,7 @@ async def test_tasks_accepted_but_not_dispatched_at_shutdown_end_interrupted() -
         pass
 
     async with tm.running():
-        task_id, _ = tm.submit(job, (), {})
+        task_id, _ = tm.launcher.submit(job, (), {})
     assert tm.get(task_id).status is TaskStatus.INTERRUPTED
 
 
@@ -458,14 +458,14 @@ async def test_retry_creates_a_new_task_even_with_a_custom_name() -> None:
         first = await add(tm, job, 5)
         (failed,) = await wait_finished(tm, [first])
         assert failed.func_name == "send-welcome-mail"
-        new = tm.retry(first)
-        await tm.dispatch(new.task_id)
+        new = tm.actions.resubmit(first)
+        await tm.launcher.start(new.task_id)
         (done,) = await wait_finished(tm, [new.task_id])
     assert calls == [5, 5] and done.status is TaskStatus.SUCCESS
     with pytest.raises(InvalidTaskState):
-        tm.retry(new.task_id)
+        tm.actions.resubmit(new.task_id)
     with pytest.raises(TaskNotFound):
-        tm.retry("no-such-id")
+        tm.actions.resubmit("no-such-id")
 
 
 async def test_retry_of_an_unknown_function_name_is_not_registered() -> None:
@@ -479,7 +479,7 @@ async def test_retry_of_an_unknown_function_name_is_not_registered() -> None:
         (record,) = await wait_finished(tm, [await add(tm, job)])
     record.func_name = "renamed-since"
     with pytest.raises(TaskNotRegistered):
-        tm.retry(record.task_id)
+        tm.actions.resubmit(record.task_id)
 
 
 async def test_undecorated_functions_run_and_can_be_retried() -> None:
@@ -495,8 +495,8 @@ async def test_undecorated_functions_run_and_can_be_retried() -> None:
     async with tm.running():
         first = await add(tm, plain, 1)
         await wait_finished(tm, [first])
-        new = tm.retry(first)
-        await tm.dispatch(new.task_id)
+        new = tm.actions.resubmit(first)
+        await tm.launcher.start(new.task_id)
         await wait_finished(tm, [new.task_id])
     assert calls == [1, 1] and tm.get(new.task_id).status is TaskStatus.SUCCESS
 
@@ -581,7 +581,7 @@ def test_decorated_function_stays_directly_callable() -> None:
         return 2 * x
 
     assert tm.task(retries=3)(double) is double and double(2) == 4
-    assert tm.get_config(double) is not None and tm.get_config(double).retries == 3  # type: ignore[union-attr]
+    assert tm.registry.get_config(double) is not None and tm.registry.get_config(double).retries == 3  # type: ignore[union-attr]
 
 
 def test_table_pages_walk_newest_first_even_when_threads_insert_out_of_order() -> None:
@@ -714,7 +714,7 @@ async def test_finished_tasks_leave_no_reference_cycles(kind: str, anyio_backend
 
 
 @pytest.mark.parametrize("lifespan", [True, False])
-async def test_dispatching_a_task_twice_runs_it_once(lifespan: bool) -> None:
+async def test_starting_a_task_twice_runs_it_once(lifespan: bool) -> None:
     tm = TaskManager()
     runs: list[int] = []
 
@@ -724,10 +724,10 @@ async def test_dispatching_a_task_twice_runs_it_once(lifespan: bool) -> None:
         await anyio.sleep(0.01)
 
     async def twice() -> str:
-        task_id, _ = tm.submit(job, (), {})
+        task_id, _ = tm.launcher.submit(job, (), {})
         async with anyio.create_task_group() as tg:
-            tg.start_soon(tm.dispatch, task_id)
-            tg.start_soon(tm.dispatch_all, [task_id])
+            tg.start_soon(tm.launcher.start, task_id)
+            tg.start_soon(tm.launcher.start_after_response, [task_id])
         return task_id
 
     if lifespan:

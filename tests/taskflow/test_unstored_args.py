@@ -142,7 +142,7 @@ async def test_after_a_restart_the_record_reads_back_and_is_never_rerun(tmp_path
         record = await second.find(task_id)
         retried = await client.post(f"/tasks/{task_id}/retry")
         with pytest.raises(InvalidTaskState, match="cannot be re-run"):
-            second.retry(task_id, record=record)
+            second.actions.resubmit(task_id, record=record)
     assert body["status"] == "failed" and body["args"] == [
         "<not stored: UploadFile(filename='report.csv', size=None, headers=Headers({}))>"
     ]
@@ -165,10 +165,10 @@ async def test_requeue_pending_runs_the_task_but_never_flags_it_for_requeue(tmp_
 
     session = Session()
     async with tm.running():
-        done, _ = tm.submit(job, (session,), {})
-        await tm.dispatch(done)
+        done, _ = tm.launcher.submit(job, (session,), {})
+        await tm.launcher.start(done)
         await wait_finished(tm, [done])
-        waiting, _ = tm.submit(job, (Session("other"),), {})  # never dispatched: PENDING at shutdown
+        waiting, _ = tm.launcher.submit(job, (Session("other"),), {})  # never dispatched: PENDING at shutdown
         await tm.query_history()  # commits what is queued before reading the store
         assert stored_call(db, waiting)[1] == 0
     assert ran == [session] and tm.get(done).status is TaskStatus.SUCCESS
@@ -262,8 +262,8 @@ async def test_with_encryption_and_no_store_the_task_still_runs() -> None:
 
     session = Session()
     async with tm.running():
-        task_id, _ = tm.submit(job, (session,), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (session,), {})
+        await tm.launcher.start(task_id)
         await wait_finished(tm, [task_id])
     assert ran == [session] and tm.get(task_id).status is TaskStatus.SUCCESS
 
@@ -295,8 +295,8 @@ async def test_each_store_keeps_the_display_forms(kind: str, tmp_path: Path) -> 
 
     session = Session()
     async with tm.running():
-        task_id, _ = tm.submit(job, (session,), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (session,), {})
+        await tm.launcher.start(task_id)
         await wait_finished(tm, [task_id])
         await tm.query_history()
         stored = await store.get(task_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import anyio
 import sniffio
 from fastapi import BackgroundTasks, FastAPI
 
-from taskflow import TaskAdmin, TaskManager, TaskRecord, get_task_context, task_log
+from taskflow import TaskAdmin, TaskManager, get_task_context, task_log
 
 task_manager = TaskManager(
     shutdown_grace=float(os.environ.get("TASKFLOW_TEST_GRACE", "1")),
@@ -30,16 +31,18 @@ app = FastAPI()
 TaskAdmin(app, task_manager, auto_install=True)
 
 
-def _write_summary(record: TaskRecord) -> None:
-    # Rewritten on every terminal change, so the file reflects the shutdown's last settlements even though
-    # the server re-raises SIGTERM (no atexit) once it has stopped.
-    if record.status.is_terminal:
-        statuses = {r.task_id: r.status.value for r in task_manager.table.records()}
-        Path(os.environ["TASKFLOW_TEST_SUMMARY"]).write_text(json.dumps(statuses), encoding="utf-8")
+class _Summary:
+    """A listener sink: rewrites the summary file on every terminal change, so the file reflects the
+    shutdown's last settlements even though the server re-raises SIGTERM (no atexit) once it has stopped."""
+
+    def take(self, changes: Sequence[Any]) -> None:
+        if any(change.record.status.is_terminal for change in changes):
+            statuses = {r.task_id: r.status.value for r in task_manager.table.records()}
+            Path(os.environ["TASKFLOW_TEST_SUMMARY"]).write_text(json.dumps(statuses), encoding="utf-8")
 
 
 if os.environ.get("TASKFLOW_TEST_SUMMARY"):
-    task_manager.add_listener(_write_summary)
+    task_manager.listeners.add(_Summary())
 
 
 @task_manager.task(retries=2)

@@ -169,11 +169,11 @@ async def test_tampered_ciphertext_fails_the_task_and_never_runs_the_function() 
         ran.append(x)
 
     async with tm.running():
-        task_id, _ = tm.submit(job, (1,), {})
+        task_id, _ = tm.launcher.submit(job, (1,), {})
         record = tm.get(task_id)
         assert record.encrypted_payload is not None
         record.encrypted_payload = record.encrypted_payload[:-4] + b"AAAA"
-        await tm.dispatch(task_id)
+        await tm.launcher.start(task_id)
         (done,) = await wait_finished(tm, [task_id])
     assert ran == [] and done.status is TaskStatus.FAILED and "tampered" in (done.error or "")
 

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from taskflow import TaskManager, TaskRecord, TaskStatus, task_log
+from taskflow._lifecycle import ChangeKind, TaskChange
 from taskflow.web._dashboard import event_stream
 from taskflow.web._sse import RING_SIZE, ChangeBus
 from tests.helpers import wait_until
@@ -34,6 +35,11 @@ def record(n: int, status: TaskStatus = TaskStatus.PENDING) -> TaskRecord:
     return TaskRecord(task_id=f"task-{n:04d}", func_name="work", status=status)
 
 
+def note(bus: ChangeBus, rec: TaskRecord) -> None:
+    """Hand the bus one change of `rec`, as the runtime's lifecycle does."""
+    bus.take((TaskChange(ChangeKind.UPDATED, rec.task_id, rec.status, rec.status, rec, 0.0),))
+
+
 @asynccontextmanager
 async def running_bus(manager: TaskManager | None = None, **options: Any) -> AsyncIterator[ChangeBus]:
     manager = manager or TaskManager()
@@ -48,7 +54,7 @@ async def test_a_burst_of_changes_to_one_task_is_one_event() -> None:
         rec = record(1)
         for status in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.SUCCESS):
             rec.status = status
-            bus._on_change(rec)
+            note(bus, rec)
         await wait_until(lambda: bus.seq >= 1)
         events = parse(bus.drain(sub))
         tasks = [e for e in events if e["event"] == "task"]
@@ -65,7 +71,7 @@ async def test_the_bus_lets_go_of_changes_once_published() -> None:
     async with running_bus() as bus:
         rec = record(1, TaskStatus.SUCCESS)
         baseline = sys.getrefcount(rec)
-        bus._on_change(rec)
+        note(bus, rec)
         assert sys.getrefcount(rec) == baseline + 1
         await wait_until(lambda: not bus._pending and sys.getrefcount(rec) == baseline, seconds=2)
         assert sys.getrefcount(rec) == baseline
@@ -77,7 +83,7 @@ async def test_a_slow_client_gets_one_event_per_task() -> None:
         sub = bus.subscribe()
         first, second = record(1), record(2)
         for rec in (first, second, first):
-            bus._on_change(rec)
+            note(bus, rec)
             seq = bus.seq
             await wait_until(lambda seq=seq: bus.seq > seq)
         ids = [e["data"]["task_id"] for e in parse(bus.drain(sub)) if e["event"] == "task"]
@@ -94,7 +100,7 @@ async def test_change_events_are_small_rows() -> None:
         rec.stacktrace = "Traceback..." * 1000
         rec.error = "x" * 10_000
         rec.args = ("secret-arg",)
-        bus._on_change(rec)
+        note(bus, rec)
         await wait_until(lambda: bus.seq >= 1)
         text = bus.drain(sub)
         data = parse(text)[0]["data"]
@@ -117,8 +123,8 @@ async def test_changes_from_worker_threads_are_handed_over() -> None:
 
     async with running_bus(manager) as bus:
         sub = bus.subscribe()
-        task_id, _ = manager.submit(chatty, (), {})
-        await manager.dispatch(task_id)
+        task_id, _ = manager.launcher.submit(chatty, (), {})
+        await manager.launcher.start(task_id)
         await wait_until(lambda: manager.get(task_id).status is TaskStatus.SUCCESS)
         events: list[dict[str, Any]] = []
 
@@ -136,7 +142,7 @@ async def test_changes_from_plain_threads_wake_the_flusher() -> None:
     async with running_bus() as bus:
         sub = bus.subscribe()
         await anyio.sleep(0.2)  # let the flusher go idle
-        await anyio.to_thread.run_sync(bus._on_change, record(7))
+        await anyio.to_thread.run_sync(note, bus, record(7))
         await wait_until(lambda: bus.seq == 1)
         assert parse(bus.drain(sub))[0]["data"]["task_id"] == "task-0007"
 
@@ -145,10 +151,10 @@ async def test_resume_replays_only_what_was_missed() -> None:
     """A Last-Event-ID of this bus resumes after it; a foreign, future or too old one gets a snapshot."""
     async with running_bus() as bus:
         bus.subscribe()  # another client stays connected, so the ring keeps every change
-        bus._on_change(record(1))
+        note(bus, record(1))
         await wait_until(lambda: bus.seq == 1)
         seen = bus.event_id(bus.seq)
-        bus._on_change(record(2))
+        note(bus, record(2))
         await wait_until(lambda: bus.seq == 2)
         assert bus.resume_point(seen) == 1
         sub = bus.subscribe()
@@ -208,7 +214,7 @@ async def test_stream_sends_snapshot_changes_and_keepalives_then_ends_on_close()
         async with anyio.create_task_group() as tg:
             tg.start_soon(consume)
             await wait_until(lambda: bus.subscribers == 1)
-            bus._on_change(record(3))
+            note(bus, record(3))
             await wait_until(lambda: any("task-0003" in c for c in chunks))
             await wait_until(lambda: any(c.startswith(": keep-alive") for c in chunks))
             bus.close()
@@ -230,8 +236,8 @@ async def test_the_listener_is_removed_when_the_bus_stops() -> None:
     manager = TaskManager()
     bus = ChangeBus(manager)
     async with bus.run():
-        assert bus._on_change in manager._listeners
-    assert bus._on_change not in manager._listeners
+        assert bus in manager.listeners
+    assert bus not in manager.listeners
     with pytest.raises(RuntimeError):
         async with bus.run():
             pass

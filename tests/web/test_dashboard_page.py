@@ -71,7 +71,7 @@ async def test_search_finds_tasks_by_id_prefix() -> None:
     def work() -> None:
         pass
 
-    task_id, _ = manager.submit(work, (), {})
+    task_id, _ = manager.launcher.submit(work, (), {})
     async with serve(app) as client:
         found = (await client.get(f"/tasks/dashboard/search?q={task_id[:6]}")).json()
         assert [t["task_id"] for t in found] == [task_id]

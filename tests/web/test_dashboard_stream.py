@@ -44,8 +44,8 @@ async def test_stream_over_asgi_sends_state_then_task_events() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(read)
             await wait_until(lambda: admin.bus.subscribers == 1)
-            task_id, _ = manager.submit(work, (), {})
-            await manager.dispatch(task_id)
+            task_id, _ = manager.launcher.submit(work, (), {})
+            await manager.launcher.start(task_id)
             await wait_until(lambda: manager.get(task_id).status.is_terminal)
             await wait_until(lambda: admin.bus.seq >= 1)
             await anyio.sleep(0.3)  # let the stream pick up the last flush
@@ -174,8 +174,8 @@ async def test_snapshot_after_a_restart_shows_history_from_the_store(tmp_path: A
         pass
 
     async with first.running():
-        old_id, _ = first.submit(old_job, (), {})
-        await first.dispatch(old_id)
+        old_id, _ = first.launcher.submit(old_job, (), {})
+        await first.launcher.start(old_id)
         await wait_until(lambda: first.get(old_id).status.is_terminal)
 
     app = FastAPI()

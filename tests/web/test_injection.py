@@ -144,8 +144,8 @@ async def test_init_app_composes_with_the_apps_own_lifespan() -> None:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         events.append("app startup")
-        task_id, _ = tm.submit(warmup, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(warmup, (), {})
+        await tm.launcher.start(task_id)
         yield {"value": 1}
         events.append("app shutdown")
 
@@ -169,8 +169,8 @@ async def test_startup_and_shutdown_coroutines_for_manual_lifespans() -> None:
     await tm.startup()
     try:
         assert tm.is_running
-        task_id, _ = tm.submit(job, (), {})
-        await tm.dispatch(task_id)
+        task_id, _ = tm.launcher.submit(job, (), {})
+        await tm.launcher.start(task_id)
         (record,) = await wait_finished(tm, [task_id])
     finally:
         await tm.shutdown()

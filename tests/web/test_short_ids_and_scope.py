@@ -50,7 +50,7 @@ async def test_search_endpoint_finds_a_task_by_its_short_id(tmp_path: Any) -> No
         pass
 
     async with serve(app) as client:
-        ids = [manager.submit(work, (), {})[0] for _ in range(3)]
+        ids = [manager.launcher.submit(work, (), {})[0] for _ in range(3)]
         for task_id in ids:
             found = (await client.get(f"/tasks/dashboard/search?q={short_id(task_id)[:6]}")).json()
             assert [t["task_id"] for t in found] == [task_id]
@@ -83,7 +83,7 @@ async def test_a_store_without_the_new_methods_still_serves_search_and_labelled_
         pass
 
     async with serve(app) as client:
-        task_id = manager.submit(work, (), {})[0]
+        task_id = manager.launcher.submit(work, (), {})[0]
         found = (await client.get(f"/tasks/dashboard/search?q={task_id[:13]}")).json()
         assert [t["task_id"] for t in found] == [task_id]
         metrics = (await client.get("/tasks/metrics")).json()

@@ -1,0 +1,253 @@
+"""Getting tasks going: `submit` (in the request) admits the PENDING record; after the response,
+`start_after_response` starts the request's tasks, each handed over to its policy's supervisor while the
+lifespan runs, or run inline, here and now, when none does.
+
+The launcher also holds the supervision tree while the lifespan runs (`attach` / `detach`), and commits a
+request's durable tasks before its response (`make_durable`), refusing them if the store cannot confirm.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from supervisors import Supervisor, SupervisorClosed, run_supervised
+
+from ._actor import Actor, ActorServices, make_actor
+from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
+from ._unstored import call_to_store
+
+if TYPE_CHECKING:
+    from ._encryption import ArgsCipher
+    from ._lifecycle import Lifecycle
+    from ._persistence import Persistence
+    from ._registry import TaskDefinition, TaskRegistry
+    from ._sinks import Durability
+    from ._table import TaskTable
+    from ._tracker import Tracker
+    from .observers import ObserverDispatcher
+
+_log = logging.getLogger("taskflow")
+
+
+class Launcher:
+    """Admits new tasks and starts them (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        registry: TaskRegistry,
+        table: TaskTable,
+        lifecycle: Lifecycle,
+        actors: dict[str, Actor],
+        services: ActorServices,
+        durability: Durability,
+        tracker: Tracker,
+        dispatcher: ObserverDispatcher,
+        cipher: ArgsCipher | None,
+        persistence: Persistence | None,
+    ) -> None:
+        self.registry = registry
+        self.table = table
+        self.lifecycle = lifecycle
+        self.actors = actors  # tasks not settled yet
+        self.services = services
+        self.durability = durability
+        self.tracker = tracker
+        self.dispatcher = dispatcher
+        self.cipher = cipher
+        self.persistence = persistence
+        self.root: Supervisor | None = None  # the supervision tree, while the lifespan runs
+        self.supervisors: dict[str, Supervisor] = {}  # one per policy, children of the root
+
+    # -- the lifespan's supervision tree ---------------------------------------------------------------
+
+    def attach(self, root: Supervisor) -> None:
+        """Hand tasks to `root` from now on (the lifespan started)."""
+        self.root = root
+
+    def detach(self) -> None:
+        """Run tasks inline again (the lifespan is ending)."""
+        self.root = None
+        self.supervisors.clear()
+
+    @property
+    def is_persistent(self) -> bool:
+        """True while a store is open (between the start and the end of the lifespan)."""
+        return self.persistence is not None and self.persistence.active
+
+    # -- admitting -------------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> tuple[str, bool]:
+        """Create the PENDING record of a call; return (task id, whether it must be started).
+
+        When a non-failed task already holds `idempotency_key`, its id is returned and nothing is created.
+        """
+        if not callable(func):
+            raise TypeError(f"add_task() needs a callable, got {func!r}")
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise TypeError(f"idempotency_key must be a str, got {type(idempotency_key).__name__}")
+        if tags is not None and (
+            not isinstance(tags, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        ):
+            raise TypeError("tags must be a dict of str to str")
+        definition = self.registry.definition_for(func)
+        if idempotency_key is not None:
+            holder = self.table.key_holder(idempotency_key)
+            if holder is not None:
+                return holder, False
+        payload = None
+        if self.cipher is not None or self.persistence is not None:
+            persist = definition.config.persist
+            args, kwargs, payload = call_to_store(args, kwargs, persist=persist, cipher=self.cipher)
+        record = TaskRecord(
+            task_id=new_task_id(),
+            func_name=definition.name,
+            status=TaskStatus.PENDING,
+            args=args,
+            kwargs=kwargs,
+            created_at=utcnow(),
+            idempotency_key=idempotency_key,
+            tags=dict(tags) if tags else {},
+            encrypted_payload=payload,
+        )
+        if idempotency_key is None:
+            self.accept(record, definition, contextvars.copy_context())
+            return record.task_id, True
+        self.actors[record.task_id] = make_actor(
+            record, definition, contextvars.copy_context(), self.services
+        )
+        holder = self.lifecycle.admit(record, unless_key_held=True)
+        if holder is not None:  # another thread took the key in between
+            del self.actors[record.task_id]
+            return holder, False
+        return record.task_id, True
+
+    def accept(
+        self,
+        record: TaskRecord,
+        definition: TaskDefinition,
+        context: contextvars.Context,
+        *,
+        status: TaskStatus | None = None,
+    ) -> None:
+        """Admit a new PENDING record with its actor, ready to be started."""
+        self.actors[record.task_id] = make_actor(record, definition, context, self.services)
+        self.lifecycle.admit(record, status=status)
+
+    async def make_durable(self, records: list[TaskRecord]) -> bool:
+        """Commit these records before a response goes out; False if the store could not confirm in time."""
+        persistence = self.persistence
+        if persistence is None or not persistence.active:
+            return True
+        return await persistence.make_durable(records, self.durability.requeue_flag)
+
+    def refuse(self, record: TaskRecord, reason: str) -> None:
+        """Withdraw an accepted task that never started (e.g. its commit failed): CANCELLED, never run."""
+        if record.status is TaskStatus.PENDING:
+            actor = self.actors.get(record.task_id)
+            if actor is not None and actor.handle is not None:
+                actor.handle.cancel(reason=reason)
+            self.lifecycle.finish(record, TaskStatus.CANCELLED, reason=reason)
+
+    # -- starting --------------------------------------------------------------------------------------
+
+    async def start_after_response(self, task_ids: list[str]) -> None:
+        """`start` each task, in order (what a request's background item does after the response)."""
+        persistence = self.persistence
+        claims_keys = persistence is not None and persistence.active
+        for task_id in task_ids:
+            actor = self.actors.get(task_id)
+            if actor is None or actor.context is None:
+                continue  # settled (e.g. cancelled) before it started, or already started
+            record = actor.record
+            if self.root is not None and not (claims_keys and record.idempotency_key is not None):
+                if record.status is TaskStatus.PENDING:
+                    self.hand_over(record, actor)  # the common case: nothing to wait for
+            else:
+                await self.start(task_id)
+
+    async def start(self, task_id: str) -> None:
+        """Start a PENDING task: as a supervised actor when the lifespan runs, else inline, here and now."""
+        actor = self.actors.get(task_id)
+        record = self.table.get(task_id)
+        if (
+            actor is None
+            or record is None
+            or record.status is not TaskStatus.PENDING
+            or actor.context is None  # its context went with it when it was started
+        ):
+            return  # cancelled before it started, unknown, or already started
+        persistence = self.persistence
+        if record.idempotency_key is not None and persistence is not None and persistence.active:
+            holder = await self._claim_key(persistence, record)
+            if holder is not None:
+                self.lifecycle.finish(record, TaskStatus.CANCELLED, reason=f"duplicate of task {holder}")
+                return
+            if record.status is not TaskStatus.PENDING:
+                return  # cancelled while the key was being claimed
+        if self.root is None:
+            await self.run_inline(record, actor)
+        else:
+            self.hand_over(record, actor)
+
+    async def _claim_key(self, persistence: Persistence, record: TaskRecord) -> str | None:
+        # Another instance sharing the store may hold the key: the store decides, atomically.
+        assert record.idempotency_key is not None
+        try:
+            holder = await persistence.store.claim_idempotency_key(record.idempotency_key, record.task_id)
+        except Exception:
+            _log.exception(
+                "could not claim idempotency key %r in the store; running anyway", record.idempotency_key
+            )
+            return None
+        return holder if holder != record.task_id else None
+
+    def hand_over(self, record: TaskRecord, actor: Actor) -> None:
+        """Give a PENDING record to its policy's supervisor (the lifespan is running)."""
+        root = self.root
+        assert root is not None
+        definition = actor.definition
+        supervisor = self.supervisors.get(definition.policy.name)
+        if supervisor is None:
+            supervisor = self.supervisors[definition.policy.name] = root.child(definition.policy)
+        try:
+            actor.handle = supervisor.start_soon(
+                actor,
+                name=definition.name,
+                key=record.task_id,
+                context=actor.take_context(),
+            )
+        except SupervisorClosed:
+            self.tracker.interrupted(record, "shutdown")
+
+    async def run_inline(self, record: TaskRecord, actor: Actor) -> None:
+        """Run a task to its end in this coroutine, supervised alone (no lifespan is running)."""
+        definition = actor.definition
+
+        async def run() -> None:
+            await run_supervised(
+                actor,
+                policy=definition.policy,
+                name=definition.name,
+                key=record.task_id,
+                observers=[self.tracker],
+            )
+
+        # A task group of one, so the child runs in (a copy of) the context captured by add_task.
+        async with anyio.create_task_group() as tg:
+            actor.take_context().run(tg.start_soon, run)
+        await self.dispatcher.drain()
