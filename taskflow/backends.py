@@ -47,6 +47,8 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a typo in any other name 
         if reason is not None:
             raise ImportError(f"cannot import {name} from taskflow.backends: {reason}", name=__name__)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class SnapshotScheduler:
     """Deprecated: superseded by the group-commit writer, which `TaskManager` runs in its lifespan.
 
