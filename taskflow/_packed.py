@@ -44,9 +44,10 @@ _LATEST = 2**32  # 2106-02-07: below it, a float timestamp keeps every microseco
 
 # Positions in a packed tuple.
 TASK_ID, FUNC_NAME, STATUS, _ARGS, CREATED, _START, END = range(_SHORT)
-(_KWARGS, _RETRIES, _ERROR, _LOGS, _STACKTRACE, IDEMPOTENCY_KEY, TAGS, _PAYLOAD, _ATTEMPTS, _REASON, _TRACE) = (
-    range(_SHORT, _SHORT + 11)
+_KWARGS, _RETRIES, _ERROR, _LOGS, _STACKTRACE, IDEMPOTENCY_KEY, TAGS, _PAYLOAD, _ATTEMPTS, _REASON = range(
+    _SHORT, _SHORT + 10
 )
+_TRACE = _SHORT + 10
 
 
 def _stamp(value: datetime | None) -> float | None:

@@ -26,6 +26,7 @@ from supervisors import Policy
 
 from ._actions import TaskActions
 from ._actor import Actor, ActorServices
+from ._attempt_context import bound_log_values
 from ._compat import warn_ignored_settings
 from ._compat_store import CompatTaskStore
 from ._encryption import ArgsCipher
@@ -156,6 +157,8 @@ class TaskRuntime:
     ) -> None:
         """Make the collaborators, and the one list of sinks every task change goes to."""
         self._dispatcher = dispatcher
+        # Observers that log through structlog get what the request and the task bound there.
+        self._log_context = any(o.wants_log_context for o in dispatcher.observers)
         actors: dict[str, Actor] = {}  # tasks not settled yet
         metrics = MetricsRecorder()
         durability = Durability(self.registry, actors, self.requeue_pending)
@@ -163,9 +166,9 @@ class TaskRuntime:
         sinks: list[Sink] = []
         if persistence is not None:
             sinks.append(StoreSink(persistence, durability, actors))
-        sinks.append(SettleSink(actors, metrics))
         if dispatcher.active:
-            sinks.append(ObserverSink(dispatcher))
+            sinks.append(ObserverSink(dispatcher, actors))  # before SettleSink: it reads the actor
+        sinks.append(SettleSink(actors, metrics))
         sinks.append(self.listeners)
         self.lifecycle = lifecycle = Lifecycle(self.table, sinks)
         settlement = Settlement(
@@ -178,7 +181,8 @@ class TaskRuntime:
         tracker = Tracker(self.table, lifecycle, settlement.interrupted)
         self.launcher = Launcher(
             registry=self.registry, table=self.table, lifecycle=lifecycle, actors=actors,
-            services=ActorServices(self._on_log, cipher, persistence), durability=durability,
+            services=ActorServices(self._on_log, cipher, persistence, keep_log_context=self._log_context),
+            durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
         )  # fmt: skip
         self.lifespan = Lifespan(
@@ -301,6 +305,7 @@ class TaskRuntime:
         self, record: TaskRecord, attempt: int, message: str, level: str, extra: dict[str, Any]
     ) -> None:
         if self._dispatcher.active:
+            bound = bound_log_values() if self._log_context else None
             self._dispatcher.emit_log(
                 LogEvent(
                     record.task_id,
@@ -311,6 +316,7 @@ class TaskRuntime:
                     attempt,
                     dict(record.tags),
                     extra,
+                    bound or {},
                 )
             )
         self.lifecycle.update(record)
