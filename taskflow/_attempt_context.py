@@ -8,8 +8,9 @@ worker thread for `def` ones) an attempt gets:
   carries them next to what the request bound;
 - OpenTelemetry: a span for the attempt, current while it runs (see `_tracing`).
 
-Each is on only when the application has imported the library (and, for spans, set a tracer provider):
-taskflow imports neither. `wanted()` is the check the actor makes on every attempt: two dictionary lookups.
+Each is on only when the application has imported the library (for spans: set a tracer provider; recent
+FastAPI versions import OpenTelemetry's API themselves, so being imported is not enough): taskflow imports
+neither. `wanted()` is the check the actor makes on every attempt.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ _modules = sys.modules
 
 
 def wanted() -> bool:
-    """True when structlog or OpenTelemetry's trace API has been imported by the application."""
-    return "structlog.contextvars" in _modules or "opentelemetry.trace" in _modules
+    """True when the application has imported structlog, or traces with OpenTelemetry."""
+    return "structlog.contextvars" in _modules or _tracing.tracer() is not None
 
 
 def bound_log_values(context: contextvars.Context | None = None) -> dict[str, Any] | None:
