@@ -39,7 +39,7 @@ async def run(tm: TaskManager, func: Any, *args: Any, tags: dict[str, str] | Non
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
 async def test_the_users_own_lines_carry_the_task_and_the_request(kind: str) -> None:
-    """A structlog line written inside a task has task_id, func_name, attempt, tags and the request's values."""
+    """A structlog line inside a task has task_id, func_name, attempt, tags and the request's values."""
     tm = TaskManager()
     log = structlog.get_logger("app")
 
