@@ -29,6 +29,7 @@ from ._actor import Actor, ActorServices
 from ._attempt_context import bound_log_values
 from ._compat import warn_ignored_settings
 from ._compat_store import CompatTaskStore
+from ._counters import TaskCounters
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
 from ._launcher import Launcher
@@ -41,8 +42,15 @@ from ._registry import RetryOn, TaskRegistry
 from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
 from ._table import TaskTable
 from ._tracker import Tracker
-from .observers import FileLogger, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
-from .stores import Page, TaskStore
+from .observers import (
+    FileLogger,
+    LogEvent,
+    LoggerChain,
+    ObserverDispatcher,
+    ObserverStatistics,
+    TaskObserver,
+)
+from .stores import Page, TaskStore, WriterStatistics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -163,12 +171,15 @@ class TaskRuntime:
         metrics = MetricsRecorder()
         durability = Durability(self.registry, actors, self.requeue_pending)
         self.listeners = ListenerSink()
+        self.counters = TaskCounters()  # totals per function, for `taskflow.metrics`
+        self._persistence = persistence
         sinks: list[Sink] = []
         if persistence is not None:
             sinks.append(StoreSink(persistence, durability, actors))
         if dispatcher.active:
             sinks.append(ObserverSink(dispatcher, actors))  # before SettleSink: it reads the actor
         sinks.append(SettleSink(actors, metrics))
+        sinks.append(self.counters)
         sinks.append(self.listeners)
         self.lifecycle = lifecycle = Lifecycle(self.table, sinks)
         settlement = Settlement(
@@ -294,6 +305,14 @@ class TaskRuntime:
     async def delete_history(self, cutoff: datetime) -> dict[str, int]:
         """Forget finished tasks that ended before `cutoff`, in memory and in the store."""
         return await self.actions.delete_history(cutoff)
+
+    def observer_statistics(self) -> ObserverStatistics:
+        """The observer dispatcher's counters: queued, delivered, dropped events, observer errors."""
+        return self._dispatcher.statistics()
+
+    def store_statistics(self) -> WriterStatistics | None:
+        """The store writer's counters (commits, failures, time writing); None without a running store."""
+        return self._persistence.statistics() if self._persistence is not None else None
 
     async def flush_observers(self) -> None:
         """Deliver every queued observer event now (handy in tests)."""
