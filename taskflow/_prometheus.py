@@ -122,7 +122,10 @@ class TaskflowCollector:
                 ("waiting", "Tasks waiting for a slot."),
             )
         }
-        for supervisor in root.children if root is not None else ():
+        pending = [root] if root is not None else []
+        while pending:  # the root (the manager-wide limits) and each policy's supervisor
+            supervisor = pending.pop()
+            pending.extend(supervisor.children)
             for kind, limiter in (("async", supervisor.limiter), ("threads", supervisor.thread_limiter)):
                 if limiter is None:
                     continue
