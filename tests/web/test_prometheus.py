@@ -109,8 +109,8 @@ async def test_the_route_serves_the_exposition_behind_the_admin_auth(auth: Any) 
             await wait_finished(tm, [task_id])
             plain = await client.get("/tasks/metrics/prometheus")
             assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/plain")
-            found = samples(plain.text)
-            assert found[("taskflow_tasks_finished_total", (("function", "flaky"), ("status", "success")))] == 1
+            key = ("taskflow_tasks_finished_total", (("function", "flaky"), ("status", "success")))
+            assert samples(plain.text)[key] == 1
             openmetrics = await client.get(
                 "/tasks/metrics/prometheus", headers={"accept": "application/openmetrics-text"}
             )
