@@ -31,6 +31,7 @@ from .observers import LifecycleEvent as LifecycleEvent
 from .observers import LogEvent as LogEvent
 from .observers import LoggerChain as LoggerChain
 from .observers import StdoutLogger as StdoutLogger
+from .observers import StructlogObserver as StructlogObserver
 from .observers import TaskObserver as TaskObserver
 from .web import ManagedBackgroundTasks as ManagedBackgroundTasks
 from .web import TaskAdmin as TaskAdmin
@@ -52,6 +53,7 @@ __all__ = [
     "SnapshotScheduler",
     "SqliteBackend",
     "StdoutLogger",
+    "StructlogObserver",
     "TaskAdmin",
     "TaskAuthBackend",
     "TaskConfig",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
 from ._metrics import store_figures
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
+from ._tracing import current_traceparent
 from ._unstored import NOT_RERUNNABLE, has_unstored
 from .stores import Page
 
@@ -134,6 +135,8 @@ class TaskActions:
             idempotency_key=record.idempotency_key,
             tags=dict(record.tags),
             encrypted_payload=record.encrypted_payload,
+            # Linked to the request asking for the retry when it is traced, else to the original's trace.
+            trace_context=current_traceparent() or record.trace_context,
         )
         self.launcher.accept(new, definition, contextvars.copy_context())
         return new

@@ -22,6 +22,7 @@ import anyio
 
 from supervisors import ChildHandle
 
+from . import _attempt_context
 from ._context import bind
 from ._exceptions import PayloadError
 from ._models import TaskRecord
@@ -35,20 +36,39 @@ LogSink = Callable[[TaskRecord, int, str, str, dict[str, Any]], None]
 
 
 class ActorServices:
-    """What every actor of one runtime shares: where log lines go, the cipher, the persistence."""
+    """What every actor of one runtime shares: where log lines go, the cipher, the persistence, and whether
+    an observer wants what the request bound in structlog's contextvars (`keep_log_context`)."""
 
-    __slots__ = ("cipher", "on_log", "persistence")
+    __slots__ = ("cipher", "keep_log_context", "on_log", "persistence")
 
-    def __init__(self, on_log: LogSink, cipher: ArgsCipher | None, persistence: Persistence | None) -> None:
+    def __init__(
+        self,
+        on_log: LogSink,
+        cipher: ArgsCipher | None,
+        persistence: Persistence | None,
+        *,
+        keep_log_context: bool = False,
+    ) -> None:
         self.on_log = on_log
         self.cipher = cipher
         self.persistence = persistence
+        self.keep_log_context = keep_log_context
 
 
 class Actor:
     """One task from acceptance to its end. `record`, `attempt` and `on_log` make it the task scope."""
 
-    __slots__ = ("attempt", "context", "definition", "handle", "record", "running_batch", "services")
+    __slots__ = (
+        "attempt",
+        "context",
+        "definition",
+        "failed_span",
+        "handle",
+        "log_context",
+        "record",
+        "running_batch",
+        "services",
+    )
 
     def __init__(
         self,
@@ -66,6 +86,9 @@ class Actor:
             None  # a durable task starts only once its RUNNING state is committed
         )
         self.attempt = -1  # 0-based index of the running attempt (fastapi-taskflow's TaskContext.attempt)
+        self.failed_span: Any = None  # the span context of a failed attempt, linked from the retry's span
+        # What the request bound in structlog's contextvars, for observers (None when nothing was bound).
+        self.log_context: dict[str, Any] | None = None
 
     def __call__(self) -> Any:
         """One attempt (an awaitable for async tasks)."""
@@ -109,6 +132,8 @@ class AsyncActor(Actor):
             self.running_batch = None
             await self.services.persistence.wait_committed(batch)
         args, kwargs = self._arguments()
+        if _attempt_context.wanted():  # the app uses structlog or OpenTelemetry
+            return await _attempt_context.call_async(self, self.definition.func, args, kwargs)
         return await self.definition.func(*args, **kwargs)
 
 
@@ -125,6 +150,8 @@ class SyncActor(Actor):
             self.running_batch = None
             anyio.from_thread.run(self.services.persistence.wait_committed, batch)  # this thread waits
         args, kwargs = self._arguments()
+        if _attempt_context.wanted():  # the app uses structlog or OpenTelemetry
+            return _attempt_context.call_sync(self, self.definition.func, args, kwargs)
         return self.definition.func(*args, **kwargs)
 
 
@@ -133,4 +160,7 @@ def make_actor(
 ) -> Actor:
     """The actor for `record`: async or sync after its task function."""
     kind = AsyncActor if definition.is_async else SyncActor
-    return kind(record, definition, context, services)
+    actor = kind(record, definition, context, services)
+    if services.keep_log_context:
+        actor.log_context = _attempt_context.bound_log_values(context)
+    return actor

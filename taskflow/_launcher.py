@@ -19,6 +19,7 @@ from supervisors import Supervisor, SupervisorClosed, run_supervised
 
 from ._actor import Actor, ActorServices, make_actor
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
+from ._tracing import current_traceparent
 from ._unstored import call_to_store
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class Launcher:
             idempotency_key=idempotency_key,
             tags=dict(tags) if tags else {},
             encrypted_payload=payload,
+            trace_context=current_traceparent(),  # None unless the app traces with OpenTelemetry
         )
         if idempotency_key is None:
             self.accept(record, definition, contextvars.copy_context())

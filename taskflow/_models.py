@@ -120,7 +120,9 @@ class TaskConfig:
 class TaskRecord:
     """One task's state. Field order and `to_dict()` keys are those of fastapi-taskflow 0.5.0.
 
-    `args`, `kwargs`, `idempotency_key` and `encrypted_payload` never appear in `to_dict()`.
+    `args`, `kwargs`, `idempotency_key`, `encrypted_payload` and `trace_context` never appear in
+    `to_dict()`. `trace_context` is the W3C `traceparent` of the span that was current when the task was
+    submitted (None without OpenTelemetry): a task run again after a restart links its spans back to it.
     """
 
     task_id: str
@@ -140,6 +142,7 @@ class TaskRecord:
     encrypted_payload: bytes | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
     status_reason: str | None = None
+    trace_context: str | None = None
 
     @property
     def duration(self) -> float | None:

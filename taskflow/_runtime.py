@@ -26,8 +26,10 @@ from supervisors import Policy
 
 from ._actions import TaskActions
 from ._actor import Actor, ActorServices
+from ._attempt_context import bound_log_values
 from ._compat import warn_ignored_settings
 from ._compat_store import CompatTaskStore
+from ._counters import TaskCounters
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
 from ._launcher import Launcher
@@ -40,8 +42,15 @@ from ._registry import RetryOn, TaskRegistry
 from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
 from ._table import TaskTable
 from ._tracker import Tracker
-from .observers import FileLogger, LogEvent, LoggerChain, ObserverDispatcher, TaskObserver
-from .stores import Page, TaskStore
+from .observers import (
+    FileLogger,
+    LogEvent,
+    LoggerChain,
+    ObserverDispatcher,
+    ObserverStatistics,
+    TaskObserver,
+)
+from .stores import Page, TaskStore, WriterStatistics
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,16 +165,21 @@ class TaskRuntime:
     ) -> None:
         """Make the collaborators, and the one list of sinks every task change goes to."""
         self._dispatcher = dispatcher
+        # Observers that log through structlog get what the request and the task bound there.
+        self._log_context = any(o.wants_log_context for o in dispatcher.observers)
         actors: dict[str, Actor] = {}  # tasks not settled yet
         metrics = MetricsRecorder()
         durability = Durability(self.registry, actors, self.requeue_pending)
         self.listeners = ListenerSink()
+        self.counters = TaskCounters()  # totals per function, for `taskflow.metrics`
+        self._persistence = persistence
         sinks: list[Sink] = []
         if persistence is not None:
             sinks.append(StoreSink(persistence, durability, actors))
-        sinks.append(SettleSink(actors, metrics))
         if dispatcher.active:
-            sinks.append(ObserverSink(dispatcher))
+            sinks.append(ObserverSink(dispatcher, actors))  # before SettleSink: it reads the actor
+        sinks.append(SettleSink(actors, metrics))
+        sinks.append(self.counters)
         sinks.append(self.listeners)
         self.lifecycle = lifecycle = Lifecycle(self.table, sinks)
         settlement = Settlement(
@@ -178,7 +192,8 @@ class TaskRuntime:
         tracker = Tracker(self.table, lifecycle, settlement.interrupted)
         self.launcher = Launcher(
             registry=self.registry, table=self.table, lifecycle=lifecycle, actors=actors,
-            services=ActorServices(self._on_log, cipher, persistence), durability=durability,
+            services=ActorServices(self._on_log, cipher, persistence, keep_log_context=self._log_context),
+            durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
         )  # fmt: skip
         self.lifespan = Lifespan(
@@ -291,6 +306,14 @@ class TaskRuntime:
         """Forget finished tasks that ended before `cutoff`, in memory and in the store."""
         return await self.actions.delete_history(cutoff)
 
+    def observer_statistics(self) -> ObserverStatistics:
+        """The observer dispatcher's counters: queued, delivered, dropped events, observer errors."""
+        return self._dispatcher.statistics()
+
+    def store_statistics(self) -> WriterStatistics | None:
+        """The store writer's counters (commits, failures, time writing); None without a running store."""
+        return self._persistence.statistics() if self._persistence is not None else None
+
     async def flush_observers(self) -> None:
         """Deliver every queued observer event now (handy in tests)."""
         await self._dispatcher.drain()
@@ -301,6 +324,7 @@ class TaskRuntime:
         self, record: TaskRecord, attempt: int, message: str, level: str, extra: dict[str, Any]
     ) -> None:
         if self._dispatcher.active:
+            bound = bound_log_values() if self._log_context else None
             self._dispatcher.emit_log(
                 LogEvent(
                     record.task_id,
@@ -311,6 +335,7 @@ class TaskRuntime:
                     attempt,
                     dict(record.tags),
                     extra,
+                    bound or {},
                 )
             )
         self.lifecycle.update(record)

@@ -114,15 +114,20 @@ class SettleSink:
 
 
 class ObserverSink:
-    """Turns status changes into the `LifecycleEvent`s observers receive (a task's creation is not one)."""
+    """Turns status changes into the `LifecycleEvent`s observers receive (a task's creation is not one),
+    with what the request bound in structlog's contextvars (kept by the task's actor: this sink comes
+    before `SettleSink`, which lets the actor go)."""
 
-    def __init__(self, dispatcher: ObserverDispatcher) -> None:
+    def __init__(self, dispatcher: ObserverDispatcher, actors: dict[str, Actor]) -> None:
         self.dispatcher = dispatcher
+        self.actors = actors
 
     def take(self, changes: Sequence[TaskChange]) -> None:
         for kind, task_id, _, status, record, at in changes:
             if kind is _UPDATED or (kind is _ADDED and status is TaskStatus.PENDING):
                 continue
+            actor = self.actors.get(task_id)
+            bound = actor.log_context if actor is not None else None
             self.dispatcher.emit_lifecycle(
                 LifecycleEvent(
                     task_id=task_id,
@@ -135,6 +140,7 @@ class ObserverSink:
                     error=record.error,
                     stacktrace=record.stacktrace,
                     tags=dict(record.tags),
+                    context=dict(bound) if bound else {},
                 )
             )
 

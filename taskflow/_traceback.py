@@ -16,9 +16,10 @@ import linecache
 import traceback
 from types import TracebackType
 
-from . import _actor
+from . import _actor, _attempt_context
 
-_ACTOR_FILE = _actor.__file__
+# The frames that call the task's function: the actor's, or the bindings around an attempt.
+_CALLER_FILES = frozenset({_actor.__file__, _attempt_context.__file__})
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 _RECURSIVE_CUTOFF = 3  # as the traceback module: identical frames shown before "repeated N more times"
@@ -34,7 +35,7 @@ def format_traceback(error: BaseException) -> str:
     """The traceback of a task's final error, from the task's own function on, without position markers."""
     tb = start = error.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == _ACTOR_FILE and tb.tb_next is not None:
+        if tb.tb_frame.f_code.co_filename in _CALLER_FILES and tb.tb_next is not None:
             start = tb.tb_next  # the task's function, called by the actor
         tb = tb.tb_next
     if isinstance(error, BaseExceptionGroup):

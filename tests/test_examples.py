@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -151,3 +152,38 @@ async def test_each_example_keeps_its_tasks_in_its_own_file(
         "basic_app.db",
         "production_app.db",
     ]
+
+
+_OBSERVABILITY_RUN = """
+import json, sys
+from fastapi.testclient import TestClient
+from examples import observability_app as ex
+
+with TestClient(ex.app, backend=sys.argv[1]) as client:
+    task_id = client.post("/orders/42").json()["task_id"]
+    metrics = client.get("/tasks/metrics/prometheus").text
+print("METRICS", "taskflow_tasks_finished_total" in metrics and 'function="charge"' in metrics)
+span = next(s for s in ex.spans.get_finished_spans() if s.name == "charge")
+print("SPAN", span.attributes["taskflow.task_id"] == task_id, len(span.links) + (span.parent is not None))
+print("TASK", task_id)
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_observability_example_logs_json_traces_and_serves_metrics(backend: str) -> None:
+    """examples/observability_app.py (own process: it configures structlog and OpenTelemetry globally):
+    JSON lines with the request's and the task's values, a span for the task, the Prometheus route."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", _OBSERVABILITY_RUN, backend],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    task_id = next(line.split()[1] for line in lines if line.startswith("TASK "))
+    assert "METRICS True" in lines and "SPAN True 1" in lines
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    charging = next(e for e in events if e["event"] == "charging")
+    assert charging["task_id"] == task_id and charging["request_id"] and charging["tags"] == {"shop": "eu"}
+    charged = next(e for e in events if e["event"] == "charged")
+    assert charged["card_number"] == "[redacted]" and charged["request_id"] == charging["request_id"]

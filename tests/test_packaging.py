@@ -24,8 +24,8 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 OWN = {"taskflow", "supervisors"}
-# Import name -> distribution name, where they differ (none today; kept explicit so a new one is noticed).
-DISTRIBUTION_OF: dict[str, str] = {}
+# Import name -> distribution name, where they differ (kept explicit so a new one is noticed).
+DISTRIBUTION_OF: dict[str, str] = {"prometheus_client": "prometheus-client"}
 
 
 def _third_party_imports() -> dict[str, set[str]]:

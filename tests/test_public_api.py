@@ -14,6 +14,7 @@ PACKAGES = [
     "taskflow.observers",
     "taskflow.backends",
     "taskflow.stores",
+    "taskflow.metrics",
     # fastapi-taskflow 0.5.0 compatibility modules (re-exports at 0.5.0's import paths)
     "taskflow.loggers",
     "taskflow.loggers.base",
@@ -174,6 +175,8 @@ def test_task_manager_surface_is_the_050_api_plus_the_documented_additions() -> 
         "cancel",
         "retry",
         "delete_history",
+        "observer_statistics",
+        "store_statistics",
     }
     assert methods == v050 | documented
     # The package-internal contract taskflow.web uses: collaborators, none of them a method.

@@ -11,6 +11,8 @@ from ._dispatcher import ObserverStatistics as ObserverStatistics
 from ._events import LifecycleEvent as LifecycleEvent
 from ._events import LogEvent as LogEvent
 from ._file import FileLogger as FileLogger
+from ._processors import drop_keys as drop_keys
+from ._processors import redact_keys as redact_keys
 from ._stdout import InMemoryLogger as InMemoryLogger
 from ._stdout import StdoutLogger as StdoutLogger
 from ._structlog import StructlogObserver as StructlogObserver
@@ -26,4 +28,6 @@ __all__ = [
     "StdoutLogger",
     "StructlogObserver",
     "TaskObserver",
+    "drop_keys",
+    "redact_keys",
 ]

@@ -49,6 +49,9 @@ class TaskObserver(abc.ABC):  # noqa: B024  (0.5.0 compatibility: an ABC whose e
 
     # Class-level defaults keep `_should_log` working for subclasses that forget `super().__init__()`.
     min_level: str = "info"
+    #: True when the observer reads `event.context` (what structlog's contextvars held in the request and
+    #: the task): taskflow collects it only when some observer wants it.
+    wants_log_context: bool = False
     _threshold: int = LEVELS["info"]
 
     def __init__(self, min_level: str = "info") -> None:
@@ -88,6 +91,7 @@ class LoggerChain(TaskObserver):
     def __init__(self, loggers: Iterable[TaskObserver]) -> None:
         super().__init__(min_level="debug")
         self._loggers = list(loggers)
+        self.wants_log_context = any(o.wants_log_context for o in self._loggers)
 
     async def _each(self, hook: str, *args: object) -> None:
         for observer in self._loggers:

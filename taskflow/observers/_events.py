@@ -1,7 +1,9 @@
 """The two events observers receive: a `task_log()` line (`LogEvent`) and a status change (`LifecycleEvent`).
 
 Names, fields, order and defaults are those of fastapi-taskflow 0.5.0 (plain, mutable dataclasses), so
-observers written for it work unchanged.
+observers written for it work unchanged. `context` is new: what was bound in structlog's contextvars (the
+request's values, and for a log line the task's too), for the observers that ask for it
+(`TaskObserver.wants_log_context`); empty otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class LogEvent:
     attempt: int
     tags: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,3 +49,4 @@ class LifecycleEvent:
     error: str | None = None
     stacktrace: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)

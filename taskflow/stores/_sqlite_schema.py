@@ -55,7 +55,11 @@ _V1 = (
     "CREATE TABLE taskflow_instances (instance_id TEXT PRIMARY KEY, alive_until REAL NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1]
+# v2: the W3C traceparent of the span that submitted the task, so a task run again after a restart links
+# its spans back to the request's trace (NULL without OpenTelemetry, and in every older row).
+_V2 = ("ALTER TABLE taskflow_tasks ADD COLUMN trace_context TEXT",)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 
@@ -82,10 +86,11 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
 
 COLUMNS = (
     "task_id, func_name, status, created_at, start_time, end_time, retries_used, error, stacktrace, "
-    "status_reason, logs, tags, attempts, idempotency_key, call, encrypted_payload, owner, requeue"
+    "status_reason, logs, tags, attempts, idempotency_key, call, encrypted_payload, owner, requeue, "
+    "trace_context"
 )
 UPSERT = (
-    f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 18)}) "
+    f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 19)}) "
     "ON CONFLICT (task_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
 )
 CHANGING_COLUMNS = (
@@ -102,7 +107,7 @@ CHANGING_COLUMNS = (
     "requeue",
 )
 """What changes over a task's life. The rest (func_name, created_at, tags, idempotency_key, call,
-encrypted_payload) is fixed when the task is made."""
+encrypted_payload, trace_context) is fixed when the task is made."""
 UPDATE_CHANGING = (
     "UPDATE taskflow_tasks SET " + ", ".join(f"{c} = ?" for c in CHANGING_COLUMNS) + " WHERE task_id = ?"
 )
@@ -166,6 +171,7 @@ def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
         None if record.encrypted_payload is None else bytes(record.encrypted_payload),
         owner,
         int(requeue),
+        record.trace_context,
     )
 
 
@@ -216,4 +222,5 @@ def from_row(row: sqlite3.Row, *, with_args: bool) -> TaskRecord:
             if (start := parse_utc(start_text)) is not None
         ],
         status_reason=row["status_reason"],
+        trace_context=row["trace_context"],
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -43,7 +44,8 @@ class WriterStatistics:
 
     `queued`: records not yet committed (in flight included); `batches`: committed transactions;
     `records_written`: records those carried; `failures`: failed write attempts; `last_error`: the most
-    recent failure (kept after recovery, for diagnosis); `retrying`: the writer is backing off right now.
+    recent failure (kept after recovery, for diagnosis); `retrying`: the writer is backing off right now;
+    `write_seconds`: the time the committed transactions took, in total (divide by `batches` for the mean).
     """
 
     queued: int
@@ -52,6 +54,7 @@ class WriterStatistics:
     failures: int
     last_error: str | None
     retrying: bool
+    write_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -110,6 +113,7 @@ class BatchWriter:
         self._committed_event: anyio.Event | None = None
         self._lock: anyio.Lock | None = None  # made on first use: anyio primitives bind to one event loop
         self._batches = self._records_written = self._failures = 0
+        self._write_seconds = 0.0
         self._last_error: str | None = None
         self._retrying = False
 
@@ -187,6 +191,7 @@ class BatchWriter:
             failures=self._failures,
             last_error=self._last_error,
             retrying=self._retrying,
+            write_seconds=self._write_seconds,
         )
 
     def _queued(self) -> int:
@@ -250,6 +255,7 @@ class BatchWriter:
             records = [copy_record(record) for record, _ in entries.values()]
             requeue_ids = frozenset(task_id for task_id, (_, requeue) in entries.items() if requeue)
             self._in_flight = len(records)
+            began = time.perf_counter()
             try:
                 await self.store.write(records, owner=self.owner, requeue_ids=requeue_ids)
             except Exception as exc:
@@ -267,6 +273,7 @@ class BatchWriter:
                 raise
             self._in_flight = 0
             self._retrying = False
+            self._write_seconds += time.perf_counter() - began
             self._batches += 1
             self._records_written += len(records)
             self._committed = seq

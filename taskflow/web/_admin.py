@@ -15,6 +15,7 @@ from ._api import build_api_router
 from ._auth import SessionGuard, TokenSigner, build_auth_router, resolve_auth
 from ._dashboard import DashboardConfig, asset_url, build_dashboard_router
 from ._manager import TaskManager
+from ._prometheus import build_prometheus_router
 from ._router import AdminRouter
 from ._sse import ChangeBus
 
@@ -88,6 +89,7 @@ class TaskAdmin:
         # The dashboard before the JSON routes, so `/dashboard` is not taken for a task id.
         dashboard = build_dashboard_router(config, self.bus, signed_in=signed_in, dependencies=dependencies)
         admin.include_router(dashboard, prefix=path)
+        admin.include_router(build_prometheus_router(task_manager, dependencies=dependencies), prefix=path)
         admin.include_router(
             build_api_router(task_manager, dependencies=dependencies, display_func_args=display_func_args),
             prefix=path,

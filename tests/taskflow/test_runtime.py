@@ -264,9 +264,11 @@ async def test_context_captured_at_add_task_flows_into_the_task(kind: str) -> No
 
 
 async def test_opentelemetry_span_of_the_request_is_current_in_the_task() -> None:
-    """A span opened around add_task is the current span inside the task (trace propagation)."""
+    """Inside a task the current span is its attempt's, linked to the span opened around add_task."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
+
+    from tests.taskflow.test_tracing import _EXPORTER  # sets the global tracer provider
 
     tracer = TracerProvider().get_tracer("test")
     tm = TaskManager()
@@ -281,7 +283,8 @@ async def test_opentelemetry_span_of_the_request_is_current_in_the_task() -> Non
             task_id, _ = tm.launcher.submit(job, (), {})
         await tm.launcher.start(task_id)
         await wait_finished(tm, [task_id])
-    assert inside == [span.get_span_context().span_id]
+    (attempt,) = [s for s in _EXPORTER.get_finished_spans() if s.context.span_id in inside]
+    assert [link.context.span_id for link in attempt.links] == [span.get_span_context().span_id]
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

@@ -67,6 +67,11 @@ async def test_opens_a_v1_file_written_with_raw_sql(tmp_path: Path) -> None:
         assert (record.status, record.args, record.logs) == (TaskStatus.SUCCESS, (1, (2,)), ["hi"])
         assert record.tags == {"team": "a"}
         assert [r.task_id for r in (await store.query(tag=("team", "a"))).records] == ["old-1"]
+        assert record.trace_context is None  # a v1 row has none: the v2 column is added empty
+        record.trace_context = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        await store.write([record], owner="me")
+        again = await store.get("old-1")
+        assert again is not None and again.trace_context == record.trace_context
     finally:
         await store.close()
     assert _user_version(path) == _sqlite_schema.schema_version()
@@ -84,7 +89,7 @@ async def test_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.Monke
         await store.open()
         assert await store.get("old-1") is not None
         await store.close()
-    assert _user_version(path) == 3
+    assert _user_version(path) == len(_sqlite_schema.MIGRATIONS)
     conn = sqlite3.connect(path)
     assert "priority" in [row[1] for row in conn.execute("PRAGMA table_info(taskflow_tasks)")]
     conn.close()

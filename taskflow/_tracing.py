@@ -1,0 +1,122 @@
+"""OpenTelemetry spans for task attempts, when the application traces.
+
+taskflow never imports OpenTelemetry itself: tracing is on when the application has imported
+`opentelemetry.trace` and set a tracer provider (anything but the API's default proxy or no-op provider).
+Without that, `current_traceparent()` and `tracer()` are a dictionary lookup each and return None.
+
+Each attempt is one span named after the task (`start_attempt_span`). Its parent is the request span that
+submitted the task while that span is still open (a task run inline, before the response ends); otherwise,
+and for a task run again after a restart, the span starts a new trace linked to the submitting span, whose
+W3C `traceparent` the record keeps in `trace_context` (stored with it, so the link survives a restart). A
+retry's span also links to the span of the attempt that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+__all__ = ["current_traceparent", "end_attempt_span", "start_attempt_span", "tracer"]
+
+TRACER_NAME = "taskflow"
+_cache: tuple[Any, Any] = (None, None)  # (provider, its tracer): get_tracer() is not free
+_default_instance = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def tracer() -> Any:
+    """The tracer for task spans, or None when the application does not trace (see the module docstring)."""
+    global _cache
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    provider = trace.get_tracer_provider()
+    cached_provider, cached = _cache
+    if provider is cached_provider:
+        return cached
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    found = provider.get_tracer(TRACER_NAME)
+    _cache = (provider, found)
+    return found
+
+
+def current_traceparent() -> str | None:
+    """The W3C `traceparent` of the current span (the request's, in `add_task`), or None."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def _parse(traceparent: str, trace: Any) -> Any:
+    """The remote span context a `traceparent` names, or None when the text is not one."""
+    try:
+        version, trace_id, span_id, flags = traceparent.split("-")
+        context = trace.SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=trace.TraceFlags(int(flags, 16))
+        )
+    except ValueError:
+        return None
+    return context if version == "00" and context.is_valid else None
+
+
+def start_attempt_span(
+    tracer: Any,
+    *,
+    name: str,
+    task_id: str,
+    attempt: int,
+    tags: dict[str, str],
+    trace_context: str | None,
+    previous: Any,
+    instance: str | None,
+) -> Any:
+    """Start the span of one attempt in the current context (see the module docstring for its parent and
+    links); `previous` is the span context of the failed attempt this one retries, or None."""
+    trace = sys.modules["opentelemetry.trace"]
+    parent = trace.get_current_span()
+    links = []
+    context = None  # the current one: the span is the open request span's child
+    if not parent.is_recording():
+        context = sys.modules["opentelemetry.context"].Context()  # an empty context: a new trace
+        origin = _parse(trace_context, trace) if trace_context else None
+        if origin is None and parent.get_span_context().is_valid:
+            origin = parent.get_span_context()
+        if origin is not None:
+            links.append(trace.Link(origin, {"taskflow.link": "submitted"}))
+    if previous is not None:
+        links.append(trace.Link(previous, {"taskflow.link": "retry_of"}))
+    attributes: dict[str, Any] = {
+        "taskflow.task_id": task_id,
+        "taskflow.func_name": name,
+        "taskflow.attempt": attempt,
+        "taskflow.instance": instance or _default_instance,
+    }
+    for key, value in tags.items():
+        attributes[f"taskflow.tag.{key}"] = value
+    return tracer.start_span(
+        name, context=context, kind=trace.SpanKind.CONSUMER, attributes=attributes, links=links
+    )
+
+
+def end_attempt_span(span: Any, error: BaseException | None) -> Any:
+    """End an attempt's span, recording `error` and an error status when the attempt raised one; returns
+    the span's context when the attempt failed (the next attempt links to it), else None."""
+    if error is None:
+        span.end()
+        return None
+    status = sys.modules["opentelemetry.trace"].Status
+    code = sys.modules["opentelemetry.trace.status"].StatusCode.ERROR
+    if isinstance(error, Exception):
+        span.record_exception(error)
+        span.set_status(status(code, f"{type(error).__name__}: {error}"))
+    else:  # cancelled (shutdown, a timeout, the API): not the task's own error
+        span.set_attribute("taskflow.cancelled", True)
+        span.set_status(status(code, "cancelled"))
+    span.end()
+    return span.get_span_context()
