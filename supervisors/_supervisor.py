@@ -18,7 +18,7 @@ from ._clock import Clock, SystemClock
 from ._events import ChildObserver, Hook, HookFn, normalize_hooks
 from ._exceptions import SupervisorClosed, SupervisorStateError, find_restart_limit, leaves
 from ._handle import ChildHandle
-from ._host import ChildHost, make_host
+from ._child_tasks import ChildTasks, make_child_tasks
 from ._policy import Policy, Restart, check_seconds
 from ._runner import Site, callable_name, is_async_callable, next_child_id
 from ._shutdown import ShutdownReport, shut_down_tree
@@ -79,7 +79,7 @@ class Supervisor:
         self._root: Supervisor = self
         self._children: dict[str, Supervisor] = {}
         self._tg: TaskGroup | None = None
-        self._host: ChildHost | None = None  # the root's: where every child task of the tree runs
+        self._host: ChildTasks | None = None  # the root's: where every child task of the tree runs
         self._cancelling = False  # the root's: set when its host stops every child
         self._live: dict[int, ChildHandle] = {}  # children whose task has not exited yet
         self._idle: anyio.Event | None = None  # set when _live empties, created only by shutdown
@@ -144,7 +144,7 @@ class Supervisor:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         try:
-            self._host = await tg.start(make_host(self._cancel_children).run)
+            self._host = await tg.start(make_child_tasks(self._cancel_children).run)
         except BaseException as error:
             await tg.__aexit__(type(error), error, error.__traceback__)
             raise
