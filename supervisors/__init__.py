@@ -34,11 +34,11 @@ from ._policy import Policy as Policy
 from ._policy import Restart as Restart
 from ._shutdown import InterruptedChild as InterruptedChild
 from ._shutdown import ShutdownReport as ShutdownReport
+from ._state import SupervisorState as SupervisorState
 from ._statistics import LimiterStatistics as LimiterStatistics
 from ._statistics import SupervisorStatistics as SupervisorStatistics
 from ._statistics import limiter_statistics as limiter_statistics
 from ._supervisor import Supervisor as Supervisor
-from ._supervisor import SupervisorState as SupervisorState
 
 __all__ = [
     "AttemptFailed",

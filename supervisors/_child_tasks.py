@@ -22,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
+from types import TracebackType
 from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskStatus
+
+from ._exceptions import find_restart_limit, leaves
 
 ChildCoroutine = Callable[..., Coroutine[Any, Any, None]]
 
@@ -40,6 +43,63 @@ class ChildTasks(Protocol):
     def close(self) -> None: ...
 
     async def run(self, *, task_status: TaskStatus[ChildTasks]) -> None: ...
+
+
+class ChildTaskGroup:
+    """A root supervisor's anyio task group and the host task in it, where every child of the tree runs.
+
+    `spawn(fn, args, name, context)` starts a child task; `start()` is the task group's own (for
+    `Supervisor.start()`); `stopping` turns True when the host stops every child, so a child whose task
+    starts after that ends without running.
+    """
+
+    __slots__ = ("_cancel_children", "_host", "_tg", "spawn", "stopping")
+
+    def __init__(self, cancel_children: Callable[[], None]) -> None:
+        self._cancel_children = cancel_children
+        self._tg = anyio.create_task_group()
+        self._host: ChildTasks | None = None
+        self.spawn: Callable[[ChildCoroutine, tuple[Any, ...], str, contextvars.Context | None], None]
+        self.stopping = False
+
+    async def open(self) -> None:
+        tg = self._tg
+        await tg.__aenter__()
+        try:
+            self._host = host = await tg.start(make_child_tasks(self._stop_children).run)
+        except BaseException as error:
+            await tg.__aexit__(type(error), error, error.__traceback__)
+            raise
+        self.spawn = host.spawn  # the host's own method: no extra call per child
+
+    def _stop_children(self) -> None:
+        self.stopping = True
+        self._cancel_children()
+
+    async def start(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str) -> Any:
+        return await self._tg.start(fn, *args, name=name)
+
+    async def close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        body_error: BaseException | None,
+    ) -> bool | None:
+        """Let the host return once the remaining child tasks have ended and exit the task group with
+        `exc`; `body_error` is the supervisor's `async with` body's own, propagated unwrapped."""
+        assert self._host is not None
+        self._host.close()
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # An escalation is the supervisor's verdict, not one failure among others: raise it as is.
+            limit = find_restart_limit(group)
+            if limit is not None:
+                raise limit from limit.last_error
+            if body_error is not None and all(leaf is body_error for leaf in leaves(group)):
+                return False  # only the body's own error: let it propagate unwrapped, as it was raised
+            raise
 
 
 def make_child_tasks(cancel_children: Callable[[], None]) -> ChildTasks:

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 
 import anyio
+import anyio.abc
 import pytest
 import trio
 
@@ -138,6 +139,10 @@ async def test_each_child_is_a_native_task_running_its_body_directly(anyio_backe
     assert coroutines == ["run_child"]
 
 
+class Stubborn(BaseException):
+    """Raised by a child as it is cancelled."""
+
+
 async def test_an_error_raised_while_the_children_stop_is_not_lost() -> None:
     """The task group is cancelled; a child raises as it is cancelled: the error still reaches the owner."""
 
@@ -145,16 +150,21 @@ async def test_an_error_raised_while_the_children_stop_is_not_lost() -> None:
         try:
             await anyio.sleep_forever()
         finally:
-            raise Abort  # from a finally block: the point of the test
+            raise Stubborn  # from a finally block: the point of the test
+
+    async def fails_after_starting(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        await anyio.wait_all_tasks_blocked()
+        raise Abort  # start() runs it in the task group itself: the group goes down, not via a shutdown
 
     async def scenario() -> None:
         async with Supervisor() as sup:
             sup.start_soon(stubborn)
             await anyio.wait_all_tasks_blocked()
-            assert sup._tg is not None
-            sup._tg.cancel_scope.cancel()  # the group goes down, not through the supervisor's shutdown
+            await sup.start(fails_after_starting)
             await anyio.sleep_forever()
 
     with pytest.raises(BaseExceptionGroup) as raised:
         await scenario()
     assert raised.group_contains(Abort)
+    assert raised.group_contains(Stubborn)
