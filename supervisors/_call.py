@@ -1,5 +1,5 @@
-"""What a supervised child runs: `ChildCall` (the callable, its arguments, its restart and checkpoint) and
-what supervisors learn about a callable they are given (a default name, whether it is async)."""
+"""What supervisors learn about a callable they are given (a default name, whether it is async), the type of
+a checkpoint, and child ids."""
 
 from __future__ import annotations
 
@@ -11,37 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from ._handle import ChildHandle
-from ._policy import Restart
 
 Checkpoint: TypeAlias = Callable[[ChildHandle], Awaitable[object]]
 _child_ids = itertools.count(1)
 next_child_id = _child_ids.__next__  # itertools.count is atomic under the GIL: ids increase per process
-
-
-class ChildCall:
-    """What a child runs: the callable and its arguments, what happens when a run ends, its checkpoint.
-
-    Held by the child's task, not by its handle, so a finished child's handle keeps nothing its callable
-    refers to alive. `retryable` turns False once a child started with `Supervisor.start()` reported itself
-    started: retries apply only before that (a restart begins a new run, retryable again).
-    """
-
-    __slots__ = ("args", "checkpoint", "fn", "is_async", "restart", "retryable")
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        is_async: bool,
-        restart: Restart = Restart.TEMPORARY,
-        checkpoint: Checkpoint | None = None,
-    ) -> None:
-        self.fn = fn
-        self.args = args
-        self.is_async = is_async
-        self.restart = restart
-        self.checkpoint = checkpoint
-        self.retryable = True
 
 
 def callable_name(fn: Callable[..., Any]) -> str:

@@ -3,13 +3,14 @@ shutdown path (shielded checkpoint with a deadline). The attempts themselves run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
-from ._call import ChildCall
+from ._call import Checkpoint
 from ._events import GaveUp, Restarted
 from ._exceptions import RestartLimitExceeded
 from ._handle import CURRENT_HANDLE, ChildHandle, ChildState
@@ -23,24 +24,24 @@ if TYPE_CHECKING:
 class StartRelay:
     """The `task_status` a child started with `Supervisor.start()` receives.
 
-    It records the value on the handle, stops further retries (they apply only before the child started)
-    and completes the real handshake once.
+    It records the value on the handle, stops further retries (they apply only before the child started:
+    `retryable`, read by the attempt loop, until a restart begins a new run) and completes the real
+    handshake once.
     """
 
-    __slots__ = ("call", "fired", "handle", "task_status")
+    __slots__ = ("fired", "handle", "retryable", "task_status")
 
     def __init__(self) -> None:
         self.fired = False
+        self.retryable = True
         self.handle: ChildHandle | None = None
-        self.call: ChildCall | None = None
         self.task_status: TaskStatus[ChildHandle] | None = None
 
     def started(self, value: Any = None) -> None:
-        handle, call, task_status = self.handle, self.call, self.task_status
-        assert handle is not None, "StartRelay used outside Supervisor.start()"
-        assert call is not None and task_status is not None, "StartRelay used outside Supervisor.start()"
+        handle, task_status = self.handle, self.task_status
+        assert handle is not None and task_status is not None, "StartRelay used outside Supervisor.start()"
         handle.started_value = value
-        call.retryable = False
+        self.retryable = False
         if not self.fired:
             self.fired = True
             task_status.started(handle)
@@ -50,33 +51,41 @@ async def run_child(
     sup: Supervisor,
     site: Site,
     handle: ChildHandle,
-    call: ChildCall,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    is_async: bool,
+    restart: Restart,
+    checkpoint: Checkpoint | None,
     relay: StartRelay | None = None,
     *,
     task_status: TaskStatus[ChildHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run `handle`'s child until it is finished; raise only to escalate (or from `start()`)."""
+    """Run `handle`'s child, `fn(*args)`, until it is finished; raise only to escalate (or from `start()`).
+
+    The callable and its arguments stay with this task, not with the handle: a finished child's handle keeps
+    nothing they refer to alive.
+    """
     if relay is not None:
-        relay.handle, relay.call, relay.task_status = handle, call, task_status
+        relay.handle, relay.task_status = handle, task_status
     CURRENT_HANDLE.set(handle)  # this task's own context: nothing to reset
     try:
         # A child cancelled or interrupted while still queued never starts.
-        if not handle._finished and not handle._interrupting:
+        if handle._runnable:
             if sup._stopping_children():
                 handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
             else:
                 with handle._open_scope() as scope:
-                    await _supervise(sup, site, handle, call, relay)
-                if scope.cancelled_caught and not handle._finished and not handle._interrupting:
+                    await _supervise(sup, site, handle, fn, args, is_async, restart, relay)
+                if scope.cancelled_caught and handle._runnable:
                     # Neither cancelled by its handle nor interrupted: the host is stopping every child.
                     handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
         if handle._interrupting:
-            await _interrupted(handle, call)
+            await _interrupted(handle, checkpoint)
     except anyio.get_cancelled_exc_class():
         # Cancelled from outside the child's own scope: the supervisor's task group is going down
         # (escalation, or its owner was cancelled). Record why, then let the cancellation propagate.
         if handle._interrupting:
-            await _interrupted(handle, call)
+            await _interrupted(handle, checkpoint)
         else:
             handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
         raise
@@ -95,11 +104,18 @@ async def run_child(
 
 
 async def _supervise(
-    sup: Supervisor, site: Site, handle: ChildHandle, call: ChildCall, relay: StartRelay | None
+    sup: Supervisor,
+    site: Site,
+    handle: ChildHandle,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    is_async: bool,
+    restart: Restart,
+    relay: StartRelay | None,
 ) -> None:
     last_error: BaseException | None = None
     while True:
-        ok, value, reason = await run_once(site, handle, call)
+        ok, value, reason = await run_once(site, handle, fn, args, is_async, relay)
         if handle._finished:
             return  # cancelled in the very tick the run ended: the outcome is discarded
         if ok:
@@ -107,7 +123,6 @@ async def _supervise(
         else:
             assert isinstance(value, BaseException)
             last_error = handle.error = value
-        restart = call.restart
         if (
             restart is Restart.TEMPORARY
             or (restart is Restart.TRANSIENT and ok)
@@ -128,15 +143,15 @@ async def _supervise(
         handle.restarts += 1
         if site.hooks:
             site.emit(Restarted, handle, restarts_in_window=restarts, reason="exited" if ok else "error")
-        call.retryable = True
+        if relay is not None:
+            relay.retryable = True
         handle.error = None
         # A child that returns at once would otherwise restart without ever yielding to the loop.
         await anyio.lowlevel.checkpoint()
 
 
-async def _interrupted(handle: ChildHandle, call: ChildCall) -> None:
+async def _interrupted(handle: ChildHandle, checkpoint: Checkpoint | None) -> None:
     """Shutdown path: run the checkpoint (shielded, until the shutdown's deadline), then INTERRUPTED."""
-    checkpoint = call.checkpoint
     if checkpoint is not None and not handle._finished:
         with anyio.CancelScope(deadline=handle._checkpoint_deadline, shield=True) as scope:
             try:

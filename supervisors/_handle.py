@@ -74,8 +74,8 @@ class ChildHandle:
     The rest of the package changes that state only through these package-internal methods: `_set_phase`
     (the attempt loop), `_finish` (whoever ends the child: once, then no-op), `_open_scope` / `_release`
     (the child's task, around its run), `_stop` (the host stopping every child) and `_interrupt` (a
-    shutdown); it reads it through `state` and the `_finished`, `_interrupting` and `_checkpoint_deadline`
-    properties.
+    shutdown); it reads it through `state` and the `_finished`, `_runnable`, `_interrupting` and
+    `_checkpoint_deadline` properties.
     """
 
     __slots__ = (
@@ -165,6 +165,11 @@ class ChildHandle:
         return self._final is not None
 
     @property
+    def _runnable(self) -> bool:
+        """Neither finished nor being interrupted: the child may (still) run."""
+        return self._final is None and self._interrupt_deadline is None
+
+    @property
     def _interrupting(self) -> bool:
         return self._interrupt_deadline is not None
 
@@ -185,7 +190,7 @@ class ChildHandle:
             return False
         self._final = state
         self.reason = reason
-        self._site.finished(self)
+        self._site.finished(self, state, reason)
         if self._done is not None:
             self._done.set()
         return True

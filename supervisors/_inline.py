@@ -7,7 +7,7 @@ from typing import TypeVarTuple
 
 import anyio
 
-from ._call import ChildCall, callable_name, is_async_callable, next_child_id
+from ._call import callable_name, is_async_callable, next_child_id
 from ._clock import Clock, SystemClock
 from ._events import ChildObserver, Hook, normalize_hooks
 from ._handle import CURRENT_HANDLE, ChildHandle, ChildState
@@ -48,13 +48,12 @@ async def run_supervised(
         observers=tuple(observers),
     )
     handle = ChildHandle(next_child_id(), callable_name(fn) if name is None else name, key, policy, site)
-    call = ChildCall(fn, args, is_async_callable(fn))
     site.started = 1
     token = CURRENT_HANDLE.set(handle)
     try:
         # The handle's own scope lets handle.cancel() stop the run without cancelling the caller.
         with handle._open_scope():
-            ok, value, reason = await run_once(site, handle, call)
+            ok, value, reason = await run_once(site, handle, fn, args, is_async_callable(fn))
             if ok:
                 handle.result = value
             else:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from ._call import ChildCall
 from ._clock import Clock
 from ._config import CONFIG
 from ._events import (
@@ -146,10 +146,9 @@ class Site:
         )
         dispatch(self.hooks, event)  # type: ignore[arg-type]  # every concrete ChildEvent is an Event
 
-    def finished(self, handle: ChildHandle) -> None:
-        """Count a child that just reached its final state and tell the hooks and observers (called once
+    def finished(self, handle: ChildHandle, state: ChildState, reason: str | None) -> None:
+        """Count a child that just reached its final `state` and tell the hooks and observers (called once
         per child, by `ChildHandle._finish`)."""
-        state, reason = handle.state, handle.reason
         if state is ChildState.SUCCEEDED:
             self.succeeded += 1
             if self.hooks:
@@ -186,14 +185,27 @@ def _should_retry(policy: Policy, error: BaseException) -> bool:
         return False
 
 
-async def run_once(site: Site, handle: ChildHandle, call: ChildCall) -> tuple[bool, object, str | None]:
+class RetryGate(Protocol):
+    """Whether a failed attempt may still be retried (a child started with `Supervisor.start()`: only
+    until it reported itself started)."""
+
+    retryable: bool
+
+
+async def run_once(
+    site: Site,
+    handle: ChildHandle,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    is_async: bool,
+    gate: RetryGate | None = None,
+) -> tuple[bool, object, str | None]:
     """Run one run of `handle`'s child: up to `policy.attempts` attempts with backoff between them.
 
     Returns `(True, result, None)` or `(False, last_error, reason)` with reason "error", "timeout" or
     "not_retryable". The child's errors are returned, never raised; cancellation always propagates.
     """
     policy = handle.policy
-    fn, args, is_async = call.fn, call.args, call.is_async
     limiters = site.limiters if is_async else site.thread_limiters
     timeout = policy.timeout
     attempt = 0
@@ -245,7 +257,7 @@ async def run_once(site: Site, handle: ChildHandle, call: ChildCall) -> tuple[bo
             if limiters:
                 release_all(limiters)
 
-        retryable = call.retryable and attempt < policy.attempts
+        retryable = (gate is None or gate.retryable) and attempt < policy.attempts
         will_retry = retryable and _should_retry(policy, error)
         if site.watched:
             if site.hooks:

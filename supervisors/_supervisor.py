@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVarTuple
 
 import anyio
 
-from ._call import Checkpoint, ChildCall, callable_name, is_async_callable, next_child_id
+from ._call import Checkpoint, callable_name, is_async_callable, next_child_id
 from ._child import StartRelay, run_child
 from ._child_tasks import ChildTaskGroup
 from ._clock import Clock, SystemClock
@@ -220,10 +220,10 @@ class Supervisor:
         if self._state is not _RUNNING:
             raise not_running(self.name, self._state)
         handle = self._new_handle(fn, name, key, policy)
-        call = ChildCall(fn, args, is_async_callable(fn), restart, checkpoint)
         group = self._root._group
         assert group is not None
-        group.spawn(run_child, (self, self._site, handle, call), handle.name, context)
+        child = (self, self._site, handle, fn, args, is_async_callable(fn), restart, checkpoint)
+        group.spawn(run_child, child, handle.name, context)
         return handle
 
     async def start(
@@ -248,10 +248,10 @@ class Supervisor:
         relay = StartRelay()
         child_fn = functools.partial(fn, task_status=relay)
         handle = self._new_handle(child_fn, name, key, None)
-        call = ChildCall(child_fn, args, True, restart, checkpoint)
         group = self._root._group
         assert group is not None
-        await group.start(run_child, self, self._site, handle, call, relay, name=handle.name)
+        child = (self, self._site, handle, child_fn, args, True, restart, checkpoint, relay)
+        await group.start(run_child, *child, name=handle.name)
         return handle
 
     def child(self, policy: Policy, *, name: str | None = None) -> Supervisor:
