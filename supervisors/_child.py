@@ -69,16 +69,13 @@ async def run_child(
         relay.handle, relay.task_status = handle, task_status
     CURRENT_HANDLE.set(handle)  # this task's own context: nothing to reset
     try:
-        # A child cancelled or interrupted while still queued never starts.
+        # A child cancelled or interrupted while still queued (or queued when the host stopped) never starts.
         if handle._runnable:
-            if sup._stopping_children():
+            with handle._open_scope() as scope:
+                await _supervise(sup, site, handle, fn, args, is_async, restart, relay)
+            if scope.cancelled_caught and handle._runnable:
+                # Neither cancelled by its handle nor interrupted: the host is stopping every child.
                 handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
-            else:
-                with handle._open_scope() as scope:
-                    await _supervise(sup, site, handle, fn, args, is_async, restart, relay)
-                if scope.cancelled_caught and handle._runnable:
-                    # Neither cancelled by its handle nor interrupted: the host is stopping every child.
-                    handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
         if handle._interrupting:
             await _interrupted(handle, checkpoint)
     except anyio.get_cancelled_exc_class():

@@ -49,32 +49,26 @@ class ChildTaskGroup:
     """A root supervisor's anyio task group and the host task in it, where every child of the tree runs.
 
     `spawn(fn, args, name, context)` starts a child task; `start()` is the task group's own (for
-    `Supervisor.start()`); `stopping` turns True when the host stops every child, so a child whose task
-    starts after that ends without running.
+    `Supervisor.start()`); `cancel_children` is called when the host stops every child (asyncio).
     """
 
-    __slots__ = ("_cancel_children", "_host", "_tg", "spawn", "stopping")
+    __slots__ = ("_cancel_children", "_host", "_tg", "spawn")
 
     def __init__(self, cancel_children: Callable[[], None]) -> None:
         self._cancel_children = cancel_children
         self._tg = anyio.create_task_group()
         self._host: ChildTasks | None = None
         self.spawn: Callable[[ChildCoroutine, tuple[Any, ...], str, contextvars.Context | None], None]
-        self.stopping = False
 
     async def open(self) -> None:
         tg = self._tg
         await tg.__aenter__()
         try:
-            self._host = host = await tg.start(make_child_tasks(self._stop_children).run)
+            self._host = host = await tg.start(make_child_tasks(self._cancel_children).run)
         except BaseException as error:
             await tg.__aexit__(type(error), error, error.__traceback__)
             raise
         self.spawn = host.spawn  # the host's own method: no extra call per child
-
-    def _stop_children(self) -> None:
-        self.stopping = True
-        self._cancel_children()
 
     async def start(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str) -> Any:
         return await self._tg.start(fn, *args, name=name)

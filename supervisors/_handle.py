@@ -147,7 +147,8 @@ class ChildHandle:
         if self._final is not None or self._interrupt_deadline is not None:
             return False
         self._finish(ChildState.CANCELLED, reason)
-        self._stop()
+        if self._scope is not None:
+            self._scope.cancel()
         return True
 
     async def wait(self) -> ChildHandle:
@@ -206,12 +207,17 @@ class ChildHandle:
         self._scope = None
 
     def _stop(self) -> None:
-        """Cancel the running child's scope (a child whose task has not started has none yet)."""
+        """The host is stopping every child: a running child's scope is cancelled; one whose task has not
+        started yet ends CANCELLED now, and will not run (unless a shutdown is interrupting it: its task
+        still runs the checkpoint)."""
         if self._scope is not None:
             self._scope.cancel()
+        elif self._runnable:
+            self._finish(ChildState.CANCELLED, "supervisor_cancelled")
 
     def _interrupt(self, deadline: float) -> None:
         """A shutdown interrupts the child: its checkpoint may run until `deadline`, then it is INTERRUPTED.
         A child whose task has not started yet sees it when it starts and goes straight to the checkpoint."""
         self._interrupt_deadline = deadline
-        self._stop()
+        if self._scope is not None:
+            self._scope.cancel()

@@ -32,7 +32,7 @@ class LiveChildren:
         return [handle for handle in self._handles.values() if not handle._finished]
 
     def stop_all(self) -> None:
-        """Cancel every running child's scope (the host is stopping)."""
+        """The host is stopping: cancel every running child, end every one not started yet."""
         for handle in list(self._handles.values()):
             handle._stop()
 

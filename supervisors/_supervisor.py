@@ -36,8 +36,8 @@ class Supervisor:
     Use it as an async context manager; `start_soon()` returns a `ChildHandle` at once. `child(policy)`
     gives a child supervisor with its own limits sharing this one's task group.
 
-    Package-internal: a child's task asks its supervisor `_accepting()`, `_stopping_children()`,
-    `_record_restart()` and reports `_child_exited(handle)`; nothing else reads or writes its state.
+    Package-internal: a child's task asks its supervisor `_accepting()` and `_record_restart()` and
+    reports `_child_exited(handle)`; nothing else reads or writes its state.
     """
 
     def __init__(
@@ -169,11 +169,6 @@ class Supervisor:
             node._live.stop_all()
 
     # -- package-internal: what a child's task and a shutdown ask of their supervisor -----------------
-
-    def _stopping_children(self) -> bool:
-        """Whether the tree's host is stopping every child (one whose task starts now must not run)."""
-        group = self._root._group
-        return group is not None and group.stopping
 
     def _record_restart(self) -> int:
         """Count a child's restart; return how many fall inside the restart window."""
