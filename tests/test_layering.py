@@ -261,6 +261,16 @@ class Owner:
 """
 
 
+def _check_user_module(source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """What the supervisors checks report about `source`, a module beside one that owns a class."""
+    package = tmp_path / "supervisors"
+    package.mkdir()
+    (package / "_owner.py").write_text(OWNER, encoding="utf-8")
+    (package / "_user.py").write_text(source, encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    return [v for v in _ownership_violations() + _function_level_imports() if "_user.py" in v]
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -284,13 +294,8 @@ def test_ownership_check_catches_violations(
     source: str, expected: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The ownership check fails on each kind of reach into private state (so green means something)."""
-    package = tmp_path / "supervisors"
-    package.mkdir()
-    (package / "_owner.py").write_text(OWNER, encoding="utf-8")
-    (package / "_user.py").write_text(source, encoding="utf-8")
-    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    found = _ownership_violations() + _function_level_imports()
-    assert any(expected in v and "_user.py" in v for v in found), found
+    found = _check_user_module(source, monkeypatch, tmp_path)
+    assert any(expected in v for v in found), found
 
 
 @pytest.mark.parametrize(
@@ -307,9 +312,4 @@ def test_ownership_check_accepts_the_owner_and_its_methods(
     source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """What the ownership rule allows is not reported (the check is not noise)."""
-    package = tmp_path / "supervisors"
-    package.mkdir()
-    (package / "_owner.py").write_text(OWNER, encoding="utf-8")
-    (package / "_user.py").write_text(source, encoding="utf-8")
-    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    assert [v for v in _ownership_violations() + _function_level_imports() if "_user.py" in v] == []
+    assert _check_user_module(source, monkeypatch, tmp_path) == []
