@@ -2,7 +2,8 @@
 
 Supervisors run children (async functions, or sync ones in worker threads) in a task group with retries
 and backoff, per-attempt timeouts, concurrency limits, restarts with a restart intensity, cancellation by
-handle, graceful shutdown with checkpoints, lifecycle events and statistics. Depends only on anyio.
+handle, graceful shutdown with checkpoints, lifecycle events and statistics. Depends only on anyio (on
+trio, its children are tasks of a trio nursery of its own, through trio's public API).
 """
 
 from ._clock import Clock as Clock
