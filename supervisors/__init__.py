@@ -2,7 +2,8 @@
 
 Supervisors run children (async functions, or sync ones in worker threads) in a task group with retries
 and backoff, per-attempt timeouts, concurrency limits, restarts with a restart intensity, cancellation by
-handle, graceful shutdown with checkpoints, lifecycle events and statistics. Depends only on anyio.
+handle, graceful shutdown with checkpoints, lifecycle events and statistics. Depends only on anyio (on
+trio, its children are tasks of a trio nursery of its own, through trio's public API).
 """
 
 from ._clock import Clock as Clock
@@ -34,11 +35,11 @@ from ._policy import Policy as Policy
 from ._policy import Restart as Restart
 from ._shutdown import InterruptedChild as InterruptedChild
 from ._shutdown import ShutdownReport as ShutdownReport
+from ._state import SupervisorState as SupervisorState
 from ._statistics import LimiterStatistics as LimiterStatistics
 from ._statistics import SupervisorStatistics as SupervisorStatistics
 from ._statistics import limiter_statistics as limiter_statistics
 from ._supervisor import Supervisor as Supervisor
-from ._supervisor import SupervisorState as SupervisorState
 
 __all__ = [
     "AttemptFailed",

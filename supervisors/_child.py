@@ -3,18 +3,19 @@ shutdown path (shielded checkpoint with a deadline). The attempts themselves run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskStatus
 
+from ._call import Checkpoint
 from ._events import GaveUp, Restarted
 from ._exceptions import RestartLimitExceeded
-from ._handle import ChildHandle, ChildState, _current_handle
+from ._handle import CURRENT_HANDLE, ChildHandle, ChildState
 from ._policy import Restart
-from ._runner import run_once
-from ._statistics import prune_restarts
+from ._runner import Site, run_once
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -23,68 +24,75 @@ if TYPE_CHECKING:
 class StartRelay:
     """The `task_status` a child started with `Supervisor.start()` receives.
 
-    It records the value on the handle, stops further retries (they apply only before the child started)
-    and completes the real handshake once.
+    It records the value on the handle, stops further retries (they apply only before the child started:
+    `retryable`, read by the attempt loop, until a restart begins a new run) and completes the real
+    handshake once.
     """
 
-    __slots__ = ("fired", "handle", "task_status")
+    __slots__ = ("fired", "handle", "retryable", "task_status")
 
     def __init__(self) -> None:
         self.fired = False
+        self.retryable = True
         self.handle: ChildHandle | None = None
         self.task_status: TaskStatus[ChildHandle] | None = None
 
     def started(self, value: Any = None) -> None:
-        handle = self.handle
-        assert handle is not None, "StartRelay used outside Supervisor.start()"
-        assert self.task_status is not None, "StartRelay used outside Supervisor.start()"
+        handle, task_status = self.handle, self.task_status
+        assert handle is not None and task_status is not None, "StartRelay used outside Supervisor.start()"
         handle.started_value = value
-        handle._retryable = False
+        self.retryable = False
         if not self.fired:
             self.fired = True
-            self.task_status.started(handle)
+            task_status.started(handle)
 
 
 async def run_child(
     sup: Supervisor,
+    site: Site,
     handle: ChildHandle,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    is_async: bool,
+    restart: Restart,
+    checkpoint: Checkpoint | None,
     relay: StartRelay | None = None,
     *,
     task_status: TaskStatus[ChildHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run `handle`'s child until it is finished; raise only to escalate (or from `start()`)."""
+    """Run `handle`'s child, `fn(*args)`, until it is finished; raise only to escalate (or from `start()`).
+
+    The callable and its arguments stay with this task, not with the handle: a finished child's handle keeps
+    nothing they refer to alive.
+    """
     if relay is not None:
-        relay.task_status = task_status
-    _current_handle.set(handle)  # this task's own context: nothing to reset
+        relay.handle, relay.task_status = handle, task_status
+    CURRENT_HANDLE.set(handle)  # this task's own context: nothing to reset
     try:
-        # A child cancelled or interrupted while still queued never starts.
-        if handle._final is None and not handle._interrupting:
-            if sup._root._cancelling:
-                sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
-            else:
-                with anyio.CancelScope() as scope:
-                    handle._scope = scope
-                    await _supervise(sup, handle, relay)
-                if scope.cancelled_caught and handle._final is None and not handle._interrupting:
-                    # Neither cancelled by its handle nor interrupted: the host is stopping every child.
-                    sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
+        # A child cancelled or interrupted while still queued (or queued when the host stopped) never starts.
+        if handle._runnable:
+            with handle._open_scope() as scope:
+                await _supervise(sup, site, handle, fn, args, is_async, restart, relay)
+            if scope.cancelled_caught and handle._runnable:
+                # Neither cancelled by its handle nor interrupted: the host is stopping every child.
+                handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
         if handle._interrupting:
-            await _interrupted(sup, handle)
+            await _interrupted(handle, checkpoint)
     except anyio.get_cancelled_exc_class():
         # Cancelled from outside the child's own scope: the supervisor's task group is going down
         # (escalation, or its owner was cancelled). Record why, then let the cancellation propagate.
         if handle._interrupting:
-            await _interrupted(sup, handle)
+            await _interrupted(handle, checkpoint)
         else:
-            sup._site.finish(handle, ChildState.CANCELLED, "supervisor_cancelled")
+            handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
         raise
     except BaseException as error:
         # Not an Exception (those are the attempt loop's): KeyboardInterrupt, SystemExit or the like from
         # the child's own code. It takes the task group down; the handle still gets its outcome, so nobody
         # waiting on it (a shutdown, say) waits for nothing.
-        if handle._final is None:
+        if not handle._finished:
             handle.error = error
-            sup._site.finish(handle, ChildState.FAILED, "base_exception")
+            handle._finish(ChildState.FAILED, "base_exception")
         raise
     finally:
         sup._child_exited(handle)
@@ -92,61 +100,60 @@ async def run_child(
         raise handle.error  # failed before task_status.started(): start() raises the child's error
 
 
-async def _supervise(sup: Supervisor, handle: ChildHandle, relay: StartRelay | None) -> None:
-    site = sup._site
+async def _supervise(
+    sup: Supervisor,
+    site: Site,
+    handle: ChildHandle,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    is_async: bool,
+    restart: Restart,
+    relay: StartRelay | None,
+) -> None:
     last_error: BaseException | None = None
     while True:
-        ok, value, reason = await run_once(site, handle)
-        if handle._final is not None:
+        ok, value, reason = await run_once(site, handle, fn, args, is_async, relay)
+        if handle._finished:
             return  # cancelled in the very tick the run ended: the outcome is discarded
         if ok:
             handle.result = value
         else:
             assert isinstance(value, BaseException)
             last_error = handle.error = value
-        restart = handle._restart
         if (
             restart is Restart.TEMPORARY
             or (restart is Restart.TRANSIENT and ok)
             or (relay is not None and not relay.fired)  # never restart a child start() is waiting for
             or not sup._accepting()  # no restarts once shutdown began
         ):
-            site.finish(handle, ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
+            handle._finish(ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
             return
 
-        restarts = _record_restart(sup)
+        restarts = sup._record_restart()
         if restarts > sup.max_restarts:
             # Restarting does not help: give up loudly (event + escalation), never loop silently.
             if site.hooks:
                 site.emit(GaveUp, handle, error=last_error, restarts=restarts, reason="restart_limit")
             handle.error = last_error
-            site.finish(handle, ChildState.FAILED, "restart_limit")
+            handle._finish(ChildState.FAILED, "restart_limit")
             raise RestartLimitExceeded(last_error, child_name=handle.name, restarts=restarts)
         handle.restarts += 1
         if site.hooks:
             site.emit(Restarted, handle, restarts_in_window=restarts, reason="exited" if ok else "error")
-        handle._retryable = True
+        if relay is not None:
+            relay.retryable = True
         handle.error = None
         # A child that returns at once would otherwise restart without ever yielding to the loop.
         await anyio.lowlevel.checkpoint()
 
 
-def _record_restart(sup: Supervisor) -> int:
-    """Count a restart in the supervisor's sliding window; return how many fall inside it."""
-    now = sup._clock.now()
-    sup._restart_times.append(now)
-    prune_restarts(sup._restart_times, now - sup.restart_window)
-    return len(sup._restart_times)
-
-
-async def _interrupted(sup: Supervisor, handle: ChildHandle) -> None:
+async def _interrupted(handle: ChildHandle, checkpoint: Checkpoint | None) -> None:
     """Shutdown path: run the checkpoint (shielded, until the shutdown's deadline), then INTERRUPTED."""
-    checkpoint = handle._checkpoint
-    if checkpoint is not None and handle._final is None:
+    if checkpoint is not None and not handle._finished:
         with anyio.CancelScope(deadline=handle._checkpoint_deadline, shield=True) as scope:
             try:
                 handle.checkpoint_result = await checkpoint(handle)
             except Exception as exc:  # a failed checkpoint is reported, never raised
                 handle.checkpoint_error = exc
         handle.checkpoint_timed_out = scope.cancelled_caught
-    sup._site.finish(handle, ChildState.INTERRUPTED, "shutdown")
+    handle._finish(ChildState.INTERRUPTED, "shutdown")

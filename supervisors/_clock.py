@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asyncio import _get_running_loop
+import asyncio
 from typing import Protocol
 
 import anyio
@@ -22,11 +22,14 @@ class SystemClock:
     __slots__ = ()
 
     def now(self) -> float:
-        # Read on every event (twice per child at least): asyncio's loop clock directly when one runs in
-        # this thread, which is what anyio.current_time() returns there after a backend lookup that cost
-        # about 3% of a task's time; anyio's answer otherwise (trio, including its mock clocks).
-        loop = _get_running_loop()
-        return loop.time() if loop is not None else anyio.current_time()
+        # Read on every event: asyncio's loop clock directly when one runs in this thread (what
+        # anyio.current_time() returns there, without its backend lookup); anyio's answer otherwise (trio,
+        # including its mock clocks). docs/benchmarks.md has what each way costs.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return anyio.current_time()
+        return loop.time()
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)

@@ -131,11 +131,12 @@ HookFn: TypeAlias = Callable[[Event], None]
 class ChildObserver(Protocol):
     """A direct observer, for runtimes built on supervisors: called with the child's handle, no event built.
 
-    Events cost about 2.5 µs each to build and hand out; a runtime that follows every child (taskflow
-    turns them into task records) gets the same moments through these calls for a fraction of that. The
-    handle carries the rest: `handle.attempts`, and once finished `handle.state`, `.reason`, `.error` and
-    `.result`. Restarts are not reported here (use hooks). Called synchronously, in order, on the event
-    loop; an observer must not block, and one that raises is logged and never affects the child.
+    An event is an object built and handed to every hook; a runtime that follows every child (taskflow
+    turns them into task records) gets the same moments through these calls without building one
+    (docs/benchmarks.md has what each costs). The handle carries the rest: `handle.attempts`, and once
+    finished `handle.state`, `.reason`, `.error` and `.result`. Restarts are not reported here (use
+    hooks). Called synchronously, in order, on the event loop; an observer must not block, and one that
+    raises is logged and never affects the child.
     """
 
     def attempt_started(self, handle: ChildHandle) -> None: ...

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextvars
 import enum
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
-from ._policy import Policy, Restart
+from ._policy import Policy
 
 if TYPE_CHECKING:
     from ._runner import Site
@@ -48,7 +48,7 @@ class AttemptInfo:
 
 # Holds the *handle*, set once per child task rather than once per attempt: `current_attempt()` builds the
 # AttemptInfo on demand, which keeps the per-attempt hot path free of allocations.
-_current_handle: contextvars.ContextVar[ChildHandle | None] = contextvars.ContextVar(
+CURRENT_HANDLE: contextvars.ContextVar[ChildHandle | None] = contextvars.ContextVar(
     "supervisors_current_handle", default=None
 )
 
@@ -59,34 +59,30 @@ def current_attempt() -> AttemptInfo | None:
     Works in async children, in sync children (anyio copies the context into the worker thread) and in
     anything they call.
     """
-    handle = _current_handle.get()
+    handle = CURRENT_HANDLE.get()
     if handle is None:
         return None
     return AttemptInfo(handle.id, handle.name, handle.key, handle.attempts, handle.policy)
-
-
-def _released(*args: object) -> None:
-    raise RuntimeError("this child has ended: its callable was released")
 
 
 class ChildHandle:
     """One supervised child: returned at once by `start_soon`, updated as the child runs.
 
     Read its public attributes; do not set them. Methods must be called from the event loop thread.
+
+    The handle owns the child's state (its phase, its final outcome, its cancel scope, its interruption).
+    The rest of the package changes that state only through these package-internal methods: `_set_phase`
+    (the attempt loop), `_finish` (whoever ends the child: once, then no-op), `_open_scope` / `_release`
+    (the child's task, around its run), `_stop` (the host stopping every child) and `_interrupt` (a
+    shutdown); it reads it through `state` and the `_finished`, `_runnable`, `_interrupting` and
+    `_checkpoint_deadline` properties.
     """
 
     __slots__ = (
-        "_args",
-        "_checkpoint",
-        "_checkpoint_deadline",
         "_done",
         "_final",
-        "_fn",
-        "_interrupting",
-        "_is_async",
+        "_interrupt_deadline",
         "_phase",
-        "_restart",
-        "_retryable",
         "_scope",
         "_site",
         "attempts",
@@ -104,25 +100,13 @@ class ChildHandle:
         "started_value",
     )
 
-    def __init__(
-        self,
-        child_id: int,
-        name: str,
-        key: Hashable | None,
-        policy: Policy,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        is_async: bool,
-        site: Site,
-        restart: Restart = Restart.TEMPORARY,
-        checkpoint: Callable[[ChildHandle], Awaitable[object]] | None = None,
-    ) -> None:
+    def __init__(self, child_id: int, name: str, key: Hashable | None, policy: Policy, site: Site) -> None:
         self.id = child_id
         self.name = name
         self.key = key
         self.policy = policy
-        # The runner writes `_phase`; only `Site.finish` writes `_final`, once. Keeping them apart means a
-        # runner that resumes after `cancel()` (e.g. a thread result arriving in the same tick) can never
+        # `_phase` follows the attempt loop; `_final` is written once, by `_finish`. Keeping them apart means
+        # a runner that resumes after `cancel()` (e.g. a thread result arriving in the same tick) can never
         # overwrite a final state.
         self._phase = ChildState.PENDING
         self._final: ChildState | None = None
@@ -139,28 +123,11 @@ class ChildHandle:
         self.checkpoint_result: object = None
         self.checkpoint_error: BaseException | None = None
         self.checkpoint_timed_out = False
-        self._fn = fn
-        self._args = args
-        self._is_async = is_async
         self._site = site
-        self._restart = restart
-        self._checkpoint = checkpoint
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None  # created only when someone waits
-        self._interrupting = False
-        self._checkpoint_deadline = 0.0
-        self._retryable = True
-
-    def _release(self) -> None:
-        """The child's task has ended: drop what only it needed (the callable, its arguments, its scope).
-
-        A handle outlives its child (callers keep it to read the outcome), and the callable often refers
-        back to whoever holds the handle: without this, each finished child would stay alive as a
-        reference cycle until a full garbage collection.
-        """
-        self._fn = _released
-        self._args = ()
-        self._scope = None
+        # Set by a shutdown: the child is being interrupted and its checkpoint may run until then.
+        self._interrupt_deadline: float | None = None
 
     @property
     def state(self) -> ChildState:
@@ -177,9 +144,9 @@ class ChildHandle:
         backoff sleep is cancelled; a sync attempt's thread is abandoned: it runs on to completion on its
         own and its result is discarded.
         """
-        if self._final is not None or self._interrupting:
+        if self._final is not None or self._interrupt_deadline is not None:
             return False
-        self._site.finish(self, ChildState.CANCELLED, reason)
+        self._finish(ChildState.CANCELLED, reason)
         if self._scope is not None:
             self._scope.cancel()
         return True
@@ -191,3 +158,66 @@ class ChildHandle:
                 self._done = anyio.Event()
             await self._done.wait()
         return self
+
+    # -- package-internal ------------------------------------------------------------------------------
+
+    @property
+    def _finished(self) -> bool:
+        return self._final is not None
+
+    @property
+    def _runnable(self) -> bool:
+        """Neither finished nor being interrupted: the child may (still) run."""
+        return self._final is None and self._interrupt_deadline is None
+
+    @property
+    def _interrupting(self) -> bool:
+        return self._interrupt_deadline is not None
+
+    @property
+    def _checkpoint_deadline(self) -> float:
+        """When the checkpoint of an interrupted child must have returned."""
+        assert self._interrupt_deadline is not None, "the child is not being interrupted"
+        return self._interrupt_deadline
+
+    def _set_phase(self, phase: ChildState) -> None:
+        """The attempt loop's progress: PENDING (waiting for a slot), RUNNING or RETRYING."""
+        self._phase = phase
+
+    def _finish(self, state: ChildState, reason: str | None = None) -> bool:
+        """Move to the final `state` exactly once (later calls are no-ops): the site counts it and tells the
+        hooks and observers, then the waiters wake. Returns False if the child had already finished."""
+        if self._final is not None:
+            return False
+        self._final = state
+        self.reason = reason
+        self._site.finished(self, state, reason)
+        if self._done is not None:
+            self._done.set()
+        return True
+
+    def _open_scope(self) -> anyio.CancelScope:
+        """The cancel scope of the child's run: `cancel()`, `_stop()` and `_interrupt()` cancel it."""
+        self._scope = scope = anyio.CancelScope()
+        return scope
+
+    def _release(self) -> None:
+        """The child's task has ended: drop its cancel scope, which refers to the task (a handle outlives
+        its child: callers keep it to read the outcome)."""
+        self._scope = None
+
+    def _stop(self) -> None:
+        """The host is stopping every child: a running child's scope is cancelled; one whose task has not
+        started yet ends CANCELLED now, and will not run (unless a shutdown is interrupting it: its task
+        still runs the checkpoint)."""
+        if self._scope is not None:
+            self._scope.cancel()
+        elif self._runnable:
+            self._finish(ChildState.CANCELLED, "supervisor_cancelled")
+
+    def _interrupt(self, deadline: float) -> None:
+        """A shutdown interrupts the child: its checkpoint may run until `deadline`, then it is INTERRUPTED.
+        A child whose task has not started yet sees it when it starts and goes straight to the checkpoint."""
+        self._interrupt_deadline = deadline
+        if self._scope is not None:
+            self._scope.cancel()

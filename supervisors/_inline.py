@@ -7,11 +7,12 @@ from typing import TypeVarTuple
 
 import anyio
 
+from ._call import callable_name, is_async_callable, next_child_id
 from ._clock import Clock, SystemClock
 from ._events import ChildObserver, Hook, normalize_hooks
-from ._handle import ChildHandle, ChildState, _current_handle
+from ._handle import CURRENT_HANDLE, ChildHandle, ChildState
 from ._policy import Policy
-from ._runner import Site, callable_name, is_async_callable, next_child_id, run_once
+from ._runner import Site, run_once
 
 PosArgsT = TypeVarTuple("PosArgsT")
 
@@ -46,32 +47,23 @@ async def run_supervised(
         run_sync_limiter=thread_limiter,
         observers=tuple(observers),
     )
-    handle = ChildHandle(
-        next_child_id(),
-        callable_name(fn) if name is None else name,
-        key,
-        policy,
-        fn,
-        args,
-        is_async_callable(fn),
-        site,
-    )
+    handle = ChildHandle(next_child_id(), callable_name(fn) if name is None else name, key, policy, site)
     site.started = 1
-    token = _current_handle.set(handle)
+    token = CURRENT_HANDLE.set(handle)
     try:
-        with anyio.CancelScope() as scope:  # lets handle.cancel() stop the run without cancelling the caller
-            handle._scope = scope
-            ok, value, reason = await run_once(site, handle)
+        # The handle's own scope lets handle.cancel() stop the run without cancelling the caller.
+        with handle._open_scope():
+            ok, value, reason = await run_once(site, handle, fn, args, is_async_callable(fn))
             if ok:
                 handle.result = value
             else:
                 assert isinstance(value, BaseException)
                 handle.error = value
-            site.finish(handle, ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
+            handle._finish(ChildState.SUCCEEDED if ok else ChildState.FAILED, reason)
     except anyio.get_cancelled_exc_class():
-        site.finish(handle, ChildState.CANCELLED, "cancelled")
+        handle._finish(ChildState.CANCELLED, "cancelled")
         raise
     finally:
-        handle._scope = None
-        _current_handle.reset(token)
+        handle._release()
+        CURRENT_HANDLE.reset(token)
     return handle

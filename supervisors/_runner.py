@@ -1,21 +1,17 @@
 """The attempt loop: one *run* of a child (up to `policy.attempts` attempts), shared by `Supervisor` and
 `run_supervised`, plus `Site`, the little that loop needs from its owner (hooks, clock, limiters, counters).
 
-This is the hot path (taskflow spawns ~10^5 children/s): no event objects without hooks (observers get the
-handle itself), no limiter calls without limits, no timeout scope without a timeout, no per-attempt
-allocations beyond the child's own.
+This is the hot path (taskflow runs a child per background task): no event objects without hooks
+(observers get the handle itself), no limiter calls without limits, no timeout scope without a timeout, no
+per-attempt allocations beyond the child's own.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import itertools
 import logging
 import math
-import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -43,42 +39,6 @@ from ._policy import Policy
 logger = logging.getLogger("supervisors")
 
 _PENDING, _RUNNING, _RETRYING = ChildState.PENDING, ChildState.RUNNING, ChildState.RETRYING
-_child_ids = itertools.count(1)
-next_child_id = _child_ids.__next__  # itertools.count is atomic under the GIL: ids increase per process
-
-
-def callable_name(fn: Callable[..., Any]) -> str:
-    """A readable default child name: the function's qualified name (through partials)."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    name = getattr(fn, "__qualname__", None) or getattr(type(fn), "__qualname__", None)
-    return name if isinstance(name, str) else repr(fn)
-
-
-_CALLABLE_CLASSES: dict[type, bool] = {}  # class of a callable object -> whether its __call__ is async
-
-
-def is_async_callable(fn: Callable[..., Any]) -> bool:
-    """True for async functions, partials of them, and objects with an async `__call__`."""
-    # Fast paths for the overwhelmingly common cases: a plain function, or an object of a class seen before.
-    kind = type(fn)
-    if kind is types.FunctionType:
-        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
-    known = _CALLABLE_CLASSES.get(kind)
-    if known is not None:
-        return known
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(fn, "__call__", None)  # noqa: B004  (we need the method itself, not callable())
-    is_async = call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
-    class_call = getattr(kind, "__call__", None)  # noqa: B004  (the class's own method, as above)
-    if inspect.isfunction(class_call) and len(_CALLABLE_CLASSES) < 1024:
-        # An instance of a class defining __call__ in Python: the answer holds for every instance. (Not so
-        # for partials, methods or C wrappers such as lru_cache's: those depend on what they wrap.)
-        _CALLABLE_CLASSES[kind] = is_async
-    return is_async
 
 
 async def acquire_all(limiters: tuple[anyio.CapacityLimiter, ...]) -> None:
@@ -149,20 +109,29 @@ class Site:
         self.succeeded = self.failed = self.cancelled = self.interrupted = 0
 
     @classmethod
-    def for_chain(
+    def for_supervisor(
         cls,
         name: str,
         hooks: tuple[HookFn, ...],
         clock: Clock,
-        limiters: list[anyio.CapacityLimiter],
-        thread_limiters: list[anyio.CapacityLimiter],
-        observers: tuple[ChildObserver, ...] = (),
+        observers: tuple[ChildObserver, ...],
+        limiter: anyio.CapacityLimiter | None,
+        thread_limiter: anyio.CapacityLimiter | None,
+        parent: Site | None,
     ) -> Site:
-        """A site acquiring `limiters` / `thread_limiters` (innermost first) around each attempt."""
+        """The site of a supervisor with these limiters whose parent supervisor has `parent` (None: a root).
+
+        Its children acquire the supervisor's own limiter, then the ancestors' (the parent site's chain):
+        innermost first, the one acquisition order every child follows.
+        """
+        limiters = (() if limiter is None else (limiter,)) + (parent.limiters if parent else ())
+        thread_limiters = (() if thread_limiter is None else (thread_limiter,)) + (
+            parent.thread_limiters if parent else ()
+        )
         # With thread caps we acquire them ourselves (in order), so anyio's default thread limiter must not
         # cap the threads a second time: hand run_sync an unlimited one instead.
         run_sync_limiter = anyio.CapacityLimiter(math.inf) if thread_limiters else None
-        return cls(name, hooks, clock, tuple(limiters), tuple(thread_limiters), run_sync_limiter, observers)
+        return cls(name, hooks, clock, limiters, thread_limiters, run_sync_limiter, observers)
 
     def emit(self, event_type: type[ChildEvent], handle: ChildHandle, **fields: Any) -> None:
         """Build and dispatch an event. Callers check `self.hooks` first, so this runs only with hooks."""
@@ -177,13 +146,9 @@ class Site:
         )
         dispatch(self.hooks, event)  # type: ignore[arg-type]  # every concrete ChildEvent is an Event
 
-    def finish(self, handle: ChildHandle, state: ChildState, reason: str | None = None) -> bool:
-        """Move `handle` to a final state exactly once (later calls are no-ops), count it, tell the hooks
-        and wake its waiters. Returns False if it was already finished."""
-        if handle._final is not None:
-            return False
-        handle._final = state
-        handle.reason = reason
+    def finished(self, handle: ChildHandle, state: ChildState, reason: str | None) -> None:
+        """Count a child that just reached its final `state` and tell the hooks and observers (called once
+        per child, by `ChildHandle._finish`)."""
         if state is ChildState.SUCCEEDED:
             self.succeeded += 1
             if self.hooks:
@@ -209,9 +174,6 @@ class Site:
                 )
         if self.on_finished:
             notify(self.on_finished, handle)
-        if handle._done is not None:
-            handle._done.set()
-        return True
 
 
 def _should_retry(policy: Policy, error: BaseException) -> bool:
@@ -223,15 +185,27 @@ def _should_retry(policy: Policy, error: BaseException) -> bool:
         return False
 
 
-async def run_once(site: Site, handle: ChildHandle) -> tuple[bool, object, str | None]:
+class RetryGate(Protocol):
+    """Whether a failed attempt may still be retried (a child started with `Supervisor.start()`: only
+    until it reported itself started)."""
+
+    retryable: bool
+
+
+async def run_once(
+    site: Site,
+    handle: ChildHandle,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    is_async: bool,
+    gate: RetryGate | None = None,
+) -> tuple[bool, object, str | None]:
     """Run one run of `handle`'s child: up to `policy.attempts` attempts with backoff between them.
 
     Returns `(True, result, None)` or `(False, last_error, reason)` with reason "error", "timeout" or
     "not_retryable". The child's errors are returned, never raised; cancellation always propagates.
     """
     policy = handle.policy
-    fn, args = handle._fn, handle._args
-    is_async = handle._is_async
     limiters = site.limiters if is_async else site.thread_limiters
     timeout = policy.timeout
     attempt = 0
@@ -239,13 +213,13 @@ async def run_once(site: Site, handle: ChildHandle) -> tuple[bool, object, str |
         attempt += 1
         handle.attempts = attempt
         if limiters:
-            handle._phase = _PENDING
+            handle._set_phase(_PENDING)
             site.waiting += 1
             try:
                 await acquire_all(limiters)
             finally:
                 site.waiting -= 1
-        handle._phase = _RUNNING
+        handle._set_phase(_RUNNING)
         site.running += 1
         reason = "error"
         try:
@@ -283,7 +257,7 @@ async def run_once(site: Site, handle: ChildHandle) -> tuple[bool, object, str |
             if limiters:
                 release_all(limiters)
 
-        retryable = handle._retryable and attempt < policy.attempts
+        retryable = (gate is None or gate.retryable) and attempt < policy.attempts
         will_retry = retryable and _should_retry(policy, error)
         if site.watched:
             if site.hooks:
@@ -298,7 +272,7 @@ async def run_once(site: Site, handle: ChildHandle) -> tuple[bool, object, str |
                 site.emit(RetryScheduled, handle, delay=delay, error=error)
             if site.on_retry_scheduled:
                 notify(site.on_retry_scheduled, handle, delay, error)
-        handle._phase = _RETRYING
+        handle._set_phase(_RETRYING)
         site.retrying += 1
         try:
             if CONFIG.testing:

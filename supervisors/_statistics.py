@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 if TYPE_CHECKING:
-    from ._supervisor import Supervisor
+    from ._clock import Clock
+    from ._runner import Site
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,33 +50,61 @@ class SupervisorStatistics:
     children: tuple[SupervisorStatistics, ...]
 
 
-def prune_restarts(times: deque[float], horizon: float) -> None:
-    """Drop restart times at or before `horizon` from the sliding window."""
-    while times and times[0] <= horizon:
-        times.popleft()
+class RestartWindow:
+    """The restarts of one supervisor's children that fall inside its sliding restart window."""
+
+    __slots__ = ("_clock", "_times", "_window")
+
+    def __init__(self, clock: Clock, window: float) -> None:
+        self._clock = clock
+        self._window = window
+        self._times: deque[float] = deque()
+
+    def record(self) -> int:
+        """Count a restart now; return how many fall inside the window."""
+        now = self._clock.now()
+        self._times.append(now)
+        self._prune(now)
+        return len(self._times)
+
+    def count(self, *, read_clock: bool = True) -> int:
+        """How many restarts fall inside the window. Without `read_clock` (a closed supervisor may have no
+        event loop to ask the time) the ones counted last stand."""
+        if self._times and read_clock:
+            self._prune(self._clock.now())
+        return len(self._times)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self._window
+        times = self._times
+        while times and times[0] <= horizon:
+            times.popleft()
 
 
 _COUNTERS = ("running", "waiting", "retrying", "started", "succeeded", "failed", "cancelled", "interrupted")
 
 
-def snapshot(sup: Supervisor) -> SupervisorStatistics:
-    """Snapshot `sup` and its child supervisors, rolling the children's counters up into the parent's."""
-    children = tuple(snapshot(child) for child in sup._children.values())
-    counters = {name: getattr(sup._site, name) for name in _COUNTERS}
-    times = sup._restart_times
-    if times and sup.state.value != "closed":  # a closed supervisor may have no event loop to ask the time
-        prune_restarts(times, sup._clock.now() - sup.restart_window)
-    restarts = len(times)
+def snapshot(
+    name: str,
+    state: str,
+    policy: str,
+    site: Site,
+    restarts_in_window: int,
+    limiter: anyio.CapacityLimiter | None,
+    thread_limiter: anyio.CapacityLimiter | None,
+    children: tuple[SupervisorStatistics, ...],
+) -> SupervisorStatistics:
+    """One supervisor's statistics: its site's counters with its child supervisors' rolled up."""
+    counters = {counter: getattr(site, counter) for counter in _COUNTERS}
     for child in children:
-        for name in _COUNTERS:
-            counters[name] += getattr(child, name)
-        restarts += child.restarts_in_window
-    limiter, thread_limiter = sup._limiter, sup._thread_limiter
+        for counter in _COUNTERS:
+            counters[counter] += getattr(child, counter)
+        restarts_in_window += child.restarts_in_window
     return SupervisorStatistics(
-        name=sup.name,
-        state=sup.state.value,
-        policy=sup.policy.name,
-        restarts_in_window=restarts,
+        name=name,
+        state=state,
+        policy=policy,
+        restarts_in_window=restarts_in_window,
         limiter=limiter_statistics(limiter) if limiter is not None else None,
         thread_limiter=limiter_statistics(thread_limiter) if thread_limiter is not None else None,
         children=children,

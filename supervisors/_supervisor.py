@@ -3,40 +3,30 @@
 from __future__ import annotations
 
 import contextvars
-import enum
 import functools
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVarTuple
 
 import anyio
-from anyio.abc import TaskGroup
 
+from ._call import Checkpoint, callable_name, is_async_callable, next_child_id
 from ._child import StartRelay, run_child
+from ._child_tasks import ChildTaskGroup
 from ._clock import Clock, SystemClock
 from ._events import ChildObserver, Hook, HookFn, normalize_hooks
-from ._exceptions import SupervisorClosed, SupervisorStateError, find_restart_limit, leaves
+from ._exceptions import SupervisorStateError
 from ._handle import ChildHandle
-from ._host import ChildHost, make_host
+from ._live import LiveChildren
 from ._policy import Policy, Restart, check_seconds
-from ._runner import Site, callable_name, is_async_callable, next_child_id
-from ._shutdown import ShutdownReport, shut_down_tree
-from ._statistics import SupervisorStatistics, snapshot
+from ._runner import Site
+from ._shutdown import ShutdownReport, shut_down
+from ._state import SupervisorState, not_running
+from ._statistics import RestartWindow, SupervisorStatistics, snapshot
 
 PosArgsT = TypeVarTuple("PosArgsT")
-Checkpoint = Callable[[ChildHandle], Awaitable[object]]
 
 _DEFAULT_POLICY = Policy()
-
-
-class SupervisorState(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    SHUTTING_DOWN = "shutting_down"
-    CLOSED = "closed"
-
-
 _RUNNING = SupervisorState.RUNNING
 
 
@@ -45,6 +35,9 @@ class Supervisor:
 
     Use it as an async context manager; `start_soon()` returns a `ChildHandle` at once. `child(policy)`
     gives a child supervisor with its own limits sharing this one's task group.
+
+    Package-internal: a child's task asks its supervisor `_accepting()` and `_record_restart()` and
+    reports `_child_exited(handle)`; nothing else reads or writes its state.
     """
 
     def __init__(
@@ -78,12 +71,9 @@ class Supervisor:
         self._parent: Supervisor | None = None
         self._root: Supervisor = self
         self._children: dict[str, Supervisor] = {}
-        self._tg: TaskGroup | None = None
-        self._host: ChildHost | None = None  # the root's: where every child task of the tree runs
-        self._cancelling = False  # the root's: set when its host stops every child
-        self._live: dict[int, ChildHandle] = {}  # children whose task has not exited yet
-        self._idle: anyio.Event | None = None  # set when _live empties, created only by shutdown
-        self._restart_times: deque[float] = deque()
+        self._group: ChildTaskGroup | None = None  # the root's: where every child task of the tree runs
+        self._live = LiveChildren()
+        self._restarts = RestartWindow(self._clock, self.restart_window)
         self._shutdown_done: anyio.Event | None = None
         # Created here (anyio allows it outside an event loop) so statistics() works before entering.
         self._limiter = anyio.CapacityLimiter(policy.max_concurrency) if policy.max_concurrency else None
@@ -91,18 +81,9 @@ class Supervisor:
         self._site = self._make_site()
 
     def _make_site(self) -> Site:
-        chain: list[Supervisor] = []
-        node: Supervisor | None = self
-        while node is not None:  # innermost first: the one acquisition order every child follows
-            chain.append(node)
-            node = node._parent
-        return Site.for_chain(
-            self.name,
-            self._hooks,
-            self._clock,
-            [n._limiter for n in chain if n._limiter is not None],
-            [n._thread_limiter for n in chain if n._thread_limiter is not None],
-            self._observers,
+        parent = self._parent._site if self._parent is not None else None
+        return Site.for_supervisor(
+            self.name, self._hooks, self._clock, self._observers, self._limiter, self._thread_limiter, parent
         )
 
     def __repr__(self) -> str:
@@ -124,13 +105,6 @@ class Supervisor:
     def _accepting(self) -> bool:
         return self._state is _RUNNING
 
-    def _not_running(self) -> SupervisorStateError:
-        if self._state is SupervisorState.NEW:
-            return SupervisorStateError(f"Supervisor {self.name!r} is not running: use `async with`")
-        return SupervisorClosed(
-            f"Supervisor {self.name!r} is {self._state.value}: start_soon after shutdown began"
-        )
-
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -141,41 +115,25 @@ class Supervisor:
             )
         if self._state is not SupervisorState.NEW:
             raise SupervisorStateError("Cannot enter a supervisor more than once")
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        try:
-            self._host = await tg.start(make_host(self._cancel_children).run)
-        except BaseException as error:
-            await tg.__aexit__(type(error), error, error.__traceback__)
-            raise
-        self._tg = tg
+        group = ChildTaskGroup(self._cancel_children)
+        await group.open()
+        self._group = group
         self._set_state(_RUNNING)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
-        tg = self._tg
-        assert tg is not None
+        group = self._group
+        assert group is not None
         body_error = exc
         try:
             # Graceful after a clean body; after an error, interrupt at once and re-raise the error.
             await self.shutdown(grace=None if exc is None else 0.0)
         except BaseException as error:  # handed on to the task group, which re-raises it
             exc_type, exc, tb = type(error), error, error.__traceback__
-        finally:
-            assert self._host is not None
-            self._host.close()  # it returns once the remaining child tasks have ended
         try:
-            return await tg.__aexit__(exc_type, exc, tb)
-        except BaseExceptionGroup as group:
-            # An escalation is the supervisor's verdict, not one failure among others: raise it as is.
-            limit = find_restart_limit(group)
-            if limit is not None:
-                raise limit from limit.last_error
-            if body_error is not None and all(leaf is body_error for leaf in leaves(group)):
-                return False  # only the body's own error: let it propagate unwrapped, as it was raised
-            raise
+            return await group.close(exc_type, exc, tb, body_error)
         finally:
             self._set_state(SupervisorState.CLOSED)
 
@@ -186,49 +144,54 @@ class Supervisor:
         `grace + checkpoint_timeout` plus scheduling noise, even if a sync child ignores cancellation.
         """
         if self._state is SupervisorState.NEW:
-            raise self._not_running()
-        return await shut_down_tree(self, grace)
+            raise not_running(self.name, self._state)
+        if self._shutdown_done is not None:  # one shutdown per tree: the others wait for its report
+            await self._shutdown_done.wait()
+            assert self.shutdown_report is not None
+            return self.shutdown_report
+        grace = self.shutdown_grace if grace is None else check_seconds("shutdown grace", grace)
+        done = anyio.Event()
+        nodes = list(self._tree())
+        for node in nodes:
+            node._shutdown_done = done
+            if node._state is _RUNNING:
+                node._state = SupervisorState.SHUTTING_DOWN  # refuse new children, stop restarting
+        try:
+            lives = [node._live for node in nodes]
+            return await shut_down(lives, grace, self.checkpoint_timeout, self._publish_report)
+        finally:
+            self._set_state(SupervisorState.CLOSED)
+            done.set()
 
     def _cancel_children(self) -> None:
         """The host is stopping (its task group is going down): cancel every child of the tree."""
-        self._cancelling = True  # children whose task has not started yet end without starting
         for node in self._tree():
-            for handle in list(node._live.values()):
-                if handle._scope is not None:
-                    handle._scope.cancel()
+            node._live.stop_all()
+
+    # -- package-internal: what a child's task and a shutdown ask of their supervisor -----------------
+
+    def _record_restart(self) -> int:
+        """Count a child's restart; return how many fall inside the restart window."""
+        return self._restarts.record()
 
     def _child_exited(self, handle: ChildHandle) -> None:
-        del self._live[handle.id]
-        handle._release()
-        if not self._live and self._idle is not None:
-            self._idle.set()
+        """The child's task has ended (whatever its outcome)."""
+        self._live.exited(handle)
+
+    def _publish_report(self, report: ShutdownReport) -> None:
+        for node in self._tree():
+            node.shutdown_report = report
 
     # -- children --------------------------------------------------------------------------------------
 
     def _new_handle(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        name: str | None,
-        key: Hashable | None,
-        policy: Policy | None,
-        restart: Restart,
-        checkpoint: Checkpoint | None,
-        is_async: bool,
+        self, fn: Callable[..., Any], name: str | None, key: Hashable | None, policy: Policy | None
     ) -> ChildHandle:
+        name = callable_name(fn) if name is None else name
         handle = ChildHandle(
-            next_child_id(),
-            callable_name(fn) if name is None else name,
-            key,
-            self.policy if policy is None else policy,
-            fn,
-            args,
-            is_async,
-            self._site,
-            restart,
-            checkpoint,
+            next_child_id(), name, key, self.policy if policy is None else policy, self._site
         )
-        self._live[handle.id] = handle
+        self._live.add(handle)
         self._site.started += 1
         return handle
 
@@ -250,11 +213,12 @@ class Supervisor:
         the supervisor's). `context` runs the child in a copy of that `contextvars.Context`.
         """
         if self._state is not _RUNNING:
-            raise self._not_running()
-        handle = self._new_handle(fn, args, name, key, policy, restart, checkpoint, is_async_callable(fn))
-        host = self._root._host
-        assert host is not None
-        host.spawn(run_child, (self, handle), handle.name, context)
+            raise not_running(self.name, self._state)
+        handle = self._new_handle(fn, name, key, policy)
+        group = self._root._group
+        assert group is not None
+        child = (self, self._site, handle, fn, args, is_async_callable(fn), restart, checkpoint)
+        group.spawn(run_child, child, handle.name, context)
         return handle
 
     async def start(
@@ -273,16 +237,16 @@ class Supervisor:
         before that, its error is raised here.
         """
         if self._state is not _RUNNING:
-            raise self._not_running()
+            raise not_running(self.name, self._state)
         if not is_async_callable(fn):
             raise TypeError(f"start() needs an async function accepting task_status=, got {fn!r}")
         relay = StartRelay()
         child_fn = functools.partial(fn, task_status=relay)
-        handle = self._new_handle(child_fn, args, name, key, None, restart, checkpoint, True)
-        relay.handle = handle
-        tg = self._root._tg
-        assert tg is not None
-        await tg.start(run_child, self, handle, relay, name=handle.name)
+        handle = self._new_handle(child_fn, name, key, None)
+        group = self._root._group
+        assert group is not None
+        child = (self, self._site, handle, child_fn, args, True, restart, checkpoint, relay)
+        await group.start(run_child, *child, name=handle.name)
         return handle
 
     def child(self, policy: Policy, *, name: str | None = None) -> Supervisor:
@@ -299,7 +263,7 @@ class Supervisor:
                 raise ValueError(f"Child supervisor {name!r} already exists with a different policy")
             return existing
         if self._state in (SupervisorState.SHUTTING_DOWN, SupervisorState.CLOSED):
-            raise self._not_running()
+            raise not_running(self.name, self._state)
         sub = Supervisor(
             policy,
             name=name,
@@ -308,13 +272,23 @@ class Supervisor:
             max_restarts=self.max_restarts,
             restart_window=self.restart_window,
             clock=self._clock,
+            hooks=self._hooks,
+            observers=self._observers,
         )
-        sub._parent, sub._root, sub._hooks, sub._state = self, self._root, self._hooks, self._state
-        sub._observers = self._observers
-        sub._site = sub._make_site()
+        sub._parent, sub._root, sub._state = self, self._root, self._state
+        sub._site = sub._make_site()  # again, now with the ancestors' limiters
         self._children[name] = sub
         return sub
 
     def statistics(self) -> SupervisorStatistics:
         """A frozen snapshot; counters include child supervisors (see `children` for the breakdown)."""
-        return snapshot(self)
+        return snapshot(
+            self.name,
+            self._state.value,
+            self.policy.name,
+            self._site,
+            self._restarts.count(read_clock=self._state is not SupervisorState.CLOSED),
+            self._limiter,
+            self._thread_limiter,
+            tuple(child.statistics() for child in self._children.values()),
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import weakref
 
 import anyio
 import pytest
@@ -187,3 +188,31 @@ async def test_cancel_after_finish_returns_false(state: str) -> None:
         handle = await sup.start_soon(child).wait()
     assert handle.cancel() is False
     assert handle.state.value == state
+
+
+class Job:
+    """A callable child whose lifetime a weak reference can follow."""
+
+    async def __call__(self, payload: Payload) -> int:
+        return len(payload.items)
+
+
+class Payload:
+    """An argument whose lifetime a weak reference can follow."""
+
+    def __init__(self, *items: int) -> None:
+        self.items = items
+
+
+async def test_a_finished_childs_handle_keeps_its_callable_and_arguments_alive_no_longer() -> None:
+    """Once the child's task ended, neither its callable nor its arguments are reachable from its handle."""
+    job, payload = Job(), Payload(1, 2, 3)
+    job_ref, payload_ref = weakref.ref(job), weakref.ref(payload)
+    async with Supervisor() as sup:
+        handle = sup.start_soon(job, payload)
+        del job, payload
+        await handle.wait()
+        await anyio.wait_all_tasks_blocked()  # the child's task ends a scheduling round after its outcome
+    assert handle.result == 3
+    assert job_ref() is None
+    assert payload_ref() is None

@@ -1,14 +1,16 @@
-"""The child host: children run as native tasks, yet stay inside the supervisor's structured concurrency."""
+"""The child tasks: children run as native tasks, yet stay inside the supervisor's structured concurrency."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 
 import anyio
+import anyio.abc
 import pytest
+import trio
 
 from supervisors import ChildHandle, ChildState, Supervisor
-from supervisors._host import AsyncioHost, TrioHost
 
 
 class Abort(BaseException):
@@ -116,20 +118,29 @@ async def test_children_run_in_the_context_they_were_given() -> None:
     assert given[var] == "given"
 
 
-async def test_the_host_uses_the_cheap_native_spawn(anyio_backend: str) -> None:
-    """asyncio: loop.create_task; trio: the nursery under anyio's task group (not the TaskHandle path).
+async def test_each_child_is_a_native_task_running_its_body_directly(anyio_backend: str) -> None:
+    """asyncio's loop.create_task / trio's nursery.start_soon, not anyio's TaskHandle wrapper.
 
-    If a later anyio moves the nursery, children still run (through start_soon), but this fails so that
-    the per-task cost regression is noticed.
+    If children went through `TaskGroup.start_soon` they would still run, but their task's coroutine would be
+    anyio's wrapper: this fails so that the per-task cost regression is noticed.
     """
-    async with Supervisor() as sup:
-        host = sup._host
+    coroutines: list[str] = []
+
+    async def probe() -> None:
         if anyio_backend == "asyncio":
-            assert isinstance(host, AsyncioHost)
+            task = asyncio.current_task()
+            assert task is not None
+            coroutines.append(task.get_coro().__qualname__)  # type: ignore[union-attr]
         else:
-            assert isinstance(host, TrioHost)
-            spawn = host._start_soon
-            assert type(getattr(spawn, "__self__", None)).__name__ == "Nursery"
+            coroutines.append(trio.lowlevel.current_task().coro.__qualname__)
+
+    async with Supervisor() as sup:
+        sup.start_soon(probe)
+    assert coroutines == ["run_child"]
+
+
+class Stubborn(BaseException):
+    """Raised by a child as it is cancelled."""
 
 
 async def test_an_error_raised_while_the_children_stop_is_not_lost() -> None:
@@ -139,16 +150,21 @@ async def test_an_error_raised_while_the_children_stop_is_not_lost() -> None:
         try:
             await anyio.sleep_forever()
         finally:
-            raise Abort  # from a finally block: the point of the test
+            raise Stubborn  # from a finally block: the point of the test
+
+    async def fails_after_starting(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()
+        await anyio.wait_all_tasks_blocked()
+        raise Abort  # start() runs it in the task group itself: the group goes down, not via a shutdown
 
     async def scenario() -> None:
         async with Supervisor() as sup:
             sup.start_soon(stubborn)
             await anyio.wait_all_tasks_blocked()
-            assert sup._tg is not None
-            sup._tg.cancel_scope.cancel()  # the group goes down, not through the supervisor's shutdown
+            await sup.start(fails_after_starting)
             await anyio.sleep_forever()
 
     with pytest.raises(BaseExceptionGroup) as raised:
         await scenario()
     assert raised.group_contains(Abort)
+    assert raised.group_contains(Stubborn)

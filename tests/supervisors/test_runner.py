@@ -182,7 +182,7 @@ def test_is_async_callable_tells_every_kind_of_callable_apart() -> None:
     answer for a class with __call__ is cached; for wrappers it must not be)."""
     import functools
 
-    from supervisors._runner import is_async_callable
+    from supervisors._call import is_async_callable
 
     async def coro_fn() -> None: ...
 

@@ -1,18 +1,20 @@
-"""Where a supervisor's children run: one native task each, inside one host task the supervisor's anyio task
-group owns.
+"""The native tasks supervised children run in: one per child, inside one host task that the supervisor's
+anyio task group owns (`TrioChildTasks` lives in `_trio_tasks`, imported only on trio).
 
 Why not `TaskGroup.start_soon` per child: since anyio 4.14 every spawn also builds a `TaskHandle` (with its
-own `CancelScope` and `Event`) and a wrapper coroutine, about 35 µs on a small machine against 5 for
-asyncio's `loop.create_task` and 7 for trio's `nursery.start_soon`. A supervisor spawns a task per child
-(taskflow: per background task), so that was the largest cost of a task. The host keeps what the task group
-gave us:
+own `CancelScope` and `Event`) and a wrapper coroutine, several times the cost of asyncio's
+`loop.create_task` or trio's `nursery.start_soon` (docs/benchmarks.md has the figures). A supervisor spawns
+a task per child (taskflow: per background task), so that was the largest cost of a task. The host keeps
+what the task group gave us:
 
 - no child outlives the supervisor: the host returns only once every child task has ended;
-- a cancellation of the task group reaches every child (trio: the nursery is inside the host's scope;
-  asyncio: the host cancels each child's own cancel scope, which respects shields inside the child, then
-  waits for the children, shielded);
+- a cancellation of the task group reaches every child (trio: the host's nursery is inside the task
+  group's scope; asyncio: the host cancels each child's own cancel scope, which respects shields inside the
+  child, then waits for the children, shielded);
 - an exception a child task raises (an escalation) is raised by the host into the task group, which cancels
   the supervisor's owner as before.
+
+Only public APIs: asyncio's running loop and `create_task`, trio's `open_nursery`.
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine
+from types import TracebackType
 from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskStatus
 
+from ._exceptions import find_restart_limit, leaves
+
 ChildCoroutine = Callable[..., Coroutine[Any, Any, None]]
 
 
-class ChildHost(Protocol):
-    """What a supervisor needs from its host: spawn children, then let the host return."""
+class ChildTasks(Protocol):
+    """What a supervisor needs from its host task: spawn children, then let the host return."""
 
     def spawn(
         self, fn: ChildCoroutine, args: tuple[Any, ...], name: str, context: contextvars.Context | None
@@ -37,53 +42,76 @@ class ChildHost(Protocol):
 
     def close(self) -> None: ...
 
-    async def run(self, *, task_status: TaskStatus[ChildHost]) -> None: ...
+    async def run(self, *, task_status: TaskStatus[ChildTasks]) -> None: ...
 
 
-def make_host(cancel_children: Callable[[], None]) -> ChildHost:
-    """The host for the running backend; `cancel_children` cancels each child's own scope (asyncio)."""
-    if asyncio._get_running_loop() is not None:
-        return AsyncioHost(cancel_children)
-    return TrioHost()
+class ChildTaskGroup:
+    """A root supervisor's anyio task group and the host task in it, where every child of the tree runs.
 
-
-class TrioHost:
-    """Children straight in the trio nursery under an anyio task group (anyio's own children live there too).
-
-    anyio offers no cheaper public spawn than `start_soon`, and supervisors depends on anyio alone, so this
-    uses the nursery anyio's trio task group keeps (`_nursery`) when it is there, and `start_soon` (same
-    signature) when a later anyio moves it. trio's scopes then carry cancellation and errors exactly as
-    they do for anyio's children; only the per-spawn `TaskHandle` is skipped.
+    `spawn(fn, args, name, context)` starts a child task; `start()` is the task group's own (for
+    `Supervisor.start()`); `cancel_children` is called when the host stops every child (asyncio).
     """
 
-    __slots__ = ("_closed", "_start_soon")
+    __slots__ = ("_cancel_children", "_host", "_tg", "spawn")
 
-    def __init__(self) -> None:
-        self._closed = anyio.Event()
-        self._start_soon: Callable[..., object] | None = None
+    def __init__(self, cancel_children: Callable[[], None]) -> None:
+        self._cancel_children = cancel_children
+        self._tg = anyio.create_task_group()
+        self._host: ChildTasks | None = None
+        self.spawn: Callable[[ChildCoroutine, tuple[Any, ...], str, contextvars.Context | None], None]
 
-    def spawn(
-        self, fn: ChildCoroutine, args: tuple[Any, ...], name: str, context: contextvars.Context | None
-    ) -> None:
-        start_soon = self._start_soon
-        assert start_soon is not None, "the host is not running"
-        if context is None:
-            start_soon(fn, *args, name=name)
-        else:  # trio copies the spawner's context into the new task
-            context.run(start_soon, fn, *args, name=name)
+    async def open(self) -> None:
+        tg = self._tg
+        await tg.__aenter__()
+        try:
+            self._host = host = await tg.start(make_child_tasks(self._cancel_children).run)
+        except BaseException as error:
+            await tg.__aexit__(type(error), error, error.__traceback__)
+            raise
+        self.spawn = host.spawn  # the host's own method: no extra call per child
 
-    def close(self) -> None:
-        self._closed.set()
+    async def start(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str) -> Any:
+        return await self._tg.start(fn, *args, name=name)
 
-    async def run(self, *, task_status: TaskStatus[ChildHost]) -> None:
-        async with anyio.create_task_group() as tg:
-            nursery = getattr(tg, "_nursery", None)
-            self._start_soon = getattr(nursery, "start_soon", None) or tg.start_soon
-            task_status.started(self)
-            await self._closed.wait()
+    async def close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        body_error: BaseException | None,
+    ) -> bool | None:
+        """Let the host return once the remaining child tasks have ended and exit the task group with
+        `exc`; `body_error` is the supervisor's `async with` body's own, propagated unwrapped."""
+        assert self._host is not None
+        self._host.close()
+        try:
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # An escalation is the supervisor's verdict, not one failure among others: raise it as is.
+            limit = find_restart_limit(group)
+            if limit is not None:
+                raise limit from limit.last_error
+            if body_error is not None and all(leaf is body_error for leaf in leaves(group)):
+                return False  # only the body's own error: let it propagate unwrapped, as it was raised
+            raise
 
 
-class AsyncioHost:
+def make_child_tasks(cancel_children: Callable[[], None]) -> ChildTasks:
+    """The host for the running backend; `cancel_children` cancels each child's own scope (asyncio).
+
+    anyio runs on asyncio or trio: a running asyncio loop in this thread means asyncio, none means trio.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # Imported here, not at the top: trio is an optional dependency, present whenever it is running.
+        from ._trio_tasks import TrioChildTasks
+
+        return TrioChildTasks()
+    return AsyncioChildTasks(cancel_children)
+
+
+class AsyncioChildTasks:
     """Children as asyncio tasks that this host holds (asyncio keeps only weak references to tasks)."""
 
     __slots__ = (
@@ -138,7 +166,7 @@ class AsyncioHost:
         if not self._tasks and self._closed:
             self._wake()
 
-    async def run(self, *, task_status: TaskStatus[ChildHost]) -> None:
+    async def run(self, *, task_status: TaskStatus[ChildTasks]) -> None:
         loop = asyncio.get_running_loop()
         self._create_task = loop.create_task
         task_status.started(self)

@@ -1,0 +1,48 @@
+"""Supervised children as tasks of a trio nursery that the host task opens (imported only on trio).
+
+The nursery is our own, opened with trio's public `open_nursery()` inside the host task, which runs in the
+supervisor's anyio task group: trio's scopes then carry cancellation and errors to and from the children
+exactly as they do for anyio's own tasks, and only anyio's per-spawn `TaskHandle` is skipped.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import trio
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
+    from ._child_tasks import ChildCoroutine, ChildTasks
+
+
+class TrioChildTasks:
+    """Children straight in a trio nursery of the host task's own."""
+
+    __slots__ = ("_closed", "_nursery")
+
+    def __init__(self) -> None:
+        self._closed = anyio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    def spawn(
+        self, fn: ChildCoroutine, args: tuple[Any, ...], name: str, context: contextvars.Context | None
+    ) -> None:
+        nursery = self._nursery
+        assert nursery is not None, "the host is not running"
+        if context is None:
+            nursery.start_soon(fn, *args, name=name)
+        else:  # trio copies the spawner's context into the new task
+            context.run(nursery.start_soon, fn, *args, name=name)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    async def run(self, *, task_status: TaskStatus[ChildTasks]) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started(self)
+            await self._closed.wait()
