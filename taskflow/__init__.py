@@ -90,4 +90,3 @@ def _cli_main() -> int:
     from .web import cli_main
 
     return cli_main()
-

@@ -109,7 +109,14 @@ class RedisStore:
         if self._client is not None:
             return
         redis = _redis_module()
-        client = redis.Redis.from_url(self.url, **self.client_kwargs)
+        kwargs = dict(self.client_kwargs)
+        if "retry" not in kwargs:
+            # One immediate retry (a pooled connection the server closed); the writer does the backing off.
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            kwargs["retry"] = Retry(NoBackoff(), 1)
+        client = redis.Redis.from_url(self.url, **kwargs)
         scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
         try:
             await anyio.to_thread.run_sync(_load, client, scripts, abandon_on_cancel=True)
