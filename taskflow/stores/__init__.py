@@ -12,6 +12,7 @@ from ._paging import Page as Page
 from ._paging import decode_cursor as decode_cursor
 from ._paging import encode_cursor as encode_cursor
 from ._protocol import FinishedRun as FinishedRun
+from ._protocol import KeyFeedStore as KeyFeedStore
 from ._protocol import RecoveredTask as RecoveredTask
 from ._protocol import StoreSummary as StoreSummary
 from ._protocol import SummarizingStore as SummarizingStore
@@ -26,6 +27,7 @@ __all__ = [
     "BatchWriter",
     "FinishedRun",
     "InvalidCursor",
+    "KeyFeedStore",
     "MemoryStore",
     "Page",
     "RELEASES_KEY",

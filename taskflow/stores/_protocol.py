@@ -8,7 +8,7 @@ the behaviour; `MemoryStore` is the reference implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from .._models import TaskRecord, TaskStatus
 from ._paging import Page
 
-__all__ = ["FinishedRun", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
+__all__ = ["FinishedRun", "KeyFeedStore", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,21 @@ class SummarizingStore(Protocol):
         Served by aggregates and an index on end_time, never by loading every record.
         Redis: per-function counter hashes kept by the write pipeline, and a ZREVRANGE on the end_time index.
         """
+        ...
+
+
+@runtime_checkable
+class KeyFeedStore(Protocol):
+    """The optional key feed: a store that has it lets `add_task` answer, without a round trip, with the id
+    of a task that holds the key on *another* instance.
+
+    Without it, such a duplicate is caught when it would start (the atomic claim) and ends CANCELLED.
+    """
+
+    def key_changes(self) -> AsyncIterator[tuple[str, str | None]]:
+        """Yield `(key, holder id)` whenever any instance claims a key, and `(key, None)` when the holder
+        of a key fails, is cancelled or interrupted, until cancelled. Raises when the feed is lost (the
+        runtime subscribes again)."""
         ...
 
 

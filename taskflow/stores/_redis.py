@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -132,6 +132,29 @@ class RedisStore:
         await anyio.lowlevel.checkpoint()
         if client is not None:
             await anyio.to_thread.run_sync(client.close, abandon_on_cancel=True)
+
+    async def key_changes(self) -> AsyncIterator[tuple[str, str | None]]:
+        """Idempotency keys as every instance claims them, `(key, holder id)`, and releases them,
+        `(key, None)` (its holder failed, was cancelled or interrupted): Redis pub/sub on `prefix:keys`.
+
+        Runs until cancelled; a lost connection raises (the caller resubscribes). Messages published while
+        no subscription is open are not seen: callers load `held_keys()` too.
+        """
+        if self._client is None:
+            raise RuntimeError(f"{self!r} is not open: call `await store.open()` first")
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await anyio.to_thread.run_sync(pubsub.subscribe, self.key("keys"), abandon_on_cancel=True)
+            while True:
+                message = await anyio.to_thread.run_sync(
+                    lambda: pubsub.get_message(timeout=1.0), abandon_on_cancel=True
+                )
+                if message is not None and message.get("type") == "message":
+                    holder, _, key = message["data"].decode().partition("\n")
+                    yield key, holder or None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(pubsub.close, abandon_on_cancel=True)
 
     # ---- the protocol ----------------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ Key layout under the store's prefix `P` (every key starts with `P:`, so one pref
     P:c               hash status -> count; P:cf hash "<status>|<func>" -> count
     P:k:<key>         idempotency key -> task id; P:kt:<id> the reverse; P:i:held lex set of the
                       "<created_at>|<id>" of SUCCESS tasks holding a key (`held_keys()`)
-    P:feed            pub/sub channel: one message per write batch or key claim, the task ids separated
-                      by newlines (the change feed)
+    P:feed            pub/sub channel: one message per write batch, its task ids separated by newlines
+    P:keys            pub/sub channel of idempotency keys: "<holder id>\n<key>" when a key is claimed,
+                      "\n<key>" when its holder fails, is cancelled or interrupted (the key feed)
 
 Scripts take the prefix as ARGV[1]; they build the keys they touch, so they run on a single Redis server
 (not on Redis Cluster). Every script is deterministic given its arguments (times come from the caller).
@@ -57,6 +58,7 @@ local function remove(id)
   return 1
 end
 local TERMINAL = {success = true, failed = true, cancelled = true, interrupted = true}
+local RELEASES = {failed = true, cancelled = true, interrupted = true}
 """
 
 WRITE = (
@@ -98,10 +100,14 @@ while i <= n do
     redis.call('SADD', P .. ':o:' .. owner, id)
     redis.call('SADD', P .. ':owners', owner)
   end
-  if status == 'success' then
+  if status == 'success' or RELEASES[status] then
     local key = redis.call('GET', P .. ':kt:' .. id)
     if key and redis.call('GET', P .. ':k:' .. key) == id then
-      redis.call('ZADD', P .. ':i:held', 0, member)
+      if status == 'success' then
+        redis.call('ZADD', P .. ':i:held', 0, member)
+      elseif old[1] ~= status then
+        redis.call('PUBLISH', P .. ':keys', '\n' .. key)  -- released: the key feed forgets it
+      end
     end
   end
   redis.call('HINCRBY', P .. ':c', status, 1)
@@ -130,7 +136,7 @@ redis.call('SET', P .. ':k:' .. key, id)
 redis.call('SET', P .. ':kt:' .. id, key)
 local row = redis.call('HMGET', P .. ':t:' .. id, 'status', 'created_at')
 if row[1] == 'success' then redis.call('ZADD', P .. ':i:held', 0, row[2] .. '|' .. id) end
-redis.call('PUBLISH', P .. ':feed', id)
+redis.call('PUBLISH', P .. ':keys', id .. '\n' .. key)
 return false
 """
 )
