@@ -4,8 +4,6 @@ A drop-in for fastapi-taskflow 0.5.0 (change the import line): every task runs a
 task group that the app's lifespan owns, on asyncio or trio.
 """
 
-from typing import TYPE_CHECKING as _TYPE_CHECKING
-
 from ._codec import UnstoredArgument as UnstoredArgument
 from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
@@ -22,6 +20,7 @@ from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
+from .backends import RedisBackend as RedisBackend
 from .backends import SnapshotBackend as SnapshotBackend
 from .backends import SnapshotScheduler as SnapshotScheduler
 from .backends import SqliteBackend as SqliteBackend
@@ -49,6 +48,7 @@ __all__ = [
     "LoggerChain",
     "ManagedBackgroundTasks",
     "PayloadError",
+    "RedisBackend",
     "SnapshotBackend",
     "SnapshotScheduler",
     "SqliteBackend",
@@ -92,14 +92,3 @@ def _cli_main() -> int:
     from .web import cli_main
 
     return cli_main()
-
-
-if not _TYPE_CHECKING:  # hidden from type checkers, so a typo in any other name stays a type error
-
-    def __getattr__(name: str) -> object:
-        # fastapi-taskflow 0.5.0 exported RedisBackend here too: the same ImportError saying why it is absent.
-        if name == "RedisBackend":
-            from . import backends
-
-            return getattr(backends, name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

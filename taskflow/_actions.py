@@ -7,10 +7,14 @@ memory, and listings are served by the store's indexed queries.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import InvalidTaskState, PayloadError, TaskNotFound
+import anyio
+
+from ._exceptions import InvalidTaskState, PayloadError, StoreUnavailable, TaskflowError, TaskNotFound
 from ._metrics import store_figures
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
 from ._tracing import current_traceparent
@@ -27,6 +31,25 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE_PAGE = 1000
 """Listings from a store are paged even without `limit` (history can hold millions of tasks)."""
+
+STORE_READ_TIMEOUT = 5.0
+"""Seconds a lookup, listing or metrics read may wait for the store (queued writes included) before the
+store is reported unavailable: a paused or unreachable server must not hold a request for long."""
+
+
+@asynccontextmanager
+async def store_read() -> AsyncIterator[None]:
+    """Turn a store that fails or does not answer within `STORE_READ_TIMEOUT` into `StoreUnavailable`.
+
+    Errors about the request itself (a bad cursor or filter, unreadable arguments) pass through unchanged.
+    """
+    try:
+        with anyio.fail_after(STORE_READ_TIMEOUT):
+            yield
+    except (TaskflowError, ValueError, TypeError, LookupError):
+        raise
+    except Exception as exc:  # the store's own errors: connection refused, timeouts, a locked file...
+        raise StoreUnavailable(f"the task store is unavailable: {type(exc).__name__}: {exc}") from exc
 
 
 class TaskActions:
@@ -71,11 +94,12 @@ class TaskActions:
         record = self.table.get(task_id) if isinstance(task_id, str) else None
         persistence = self.persistence
         if record is None and persistence is not None and persistence.active:
-            try:
-                record = await persistence.store.get(task_id)
-            except PayloadError:  # arguments unreadable: still show the record, without them
-                page = await persistence.store.query(task_id_prefix=task_id, limit=1)
-                record = page.records[0] if page.records and page.records[0].task_id == task_id else None
+            async with store_read():
+                try:
+                    record = await persistence.store.get(task_id)
+                except PayloadError:  # arguments unreadable: still show the record, without them
+                    page = await persistence.store.query(task_id_prefix=task_id, limit=1)
+                    record = page.records[0] if page.records and page.records[0].task_id == task_id else None
         if record is None:
             raise TaskNotFound(f"no task with id {task_id!r}")
         return record
@@ -89,8 +113,9 @@ class TaskActions:
         persistence = self.persistence
         if persistence is None or not persistence.active:
             return self.table.query(limit=limit, **filters)
-        await persistence.sync()
-        return await persistence.store.query(limit=limit or DEFAULT_STORE_PAGE, **filters)
+        async with store_read():
+            await persistence.sync()
+            return await persistence.store.query(limit=limit or DEFAULT_STORE_PAGE, **filters)
 
     def cancel(self, task_id: str) -> TaskRecord:
         """Cancel a pending task (it will never run) or a running one; InvalidTaskState otherwise."""
@@ -142,15 +167,26 @@ class TaskActions:
         return new
 
     async def metrics(self) -> dict[str, Any]:
-        """The `/tasks/metrics` JSON; with a store, the counts cover the whole shared history."""
+        """The `/tasks/metrics` JSON; with a store, the counts cover the whole shared history.
+
+        When the store is unavailable, the figures are this process's and `store.available` is False.
+        """
         data = self.statistics().to_metrics()
         persistence = self.persistence
         if persistence is not None and persistence.active:
-            await persistence.sync()
-            data.update(await store_figures(persistence.store))  # every instance's tasks, not this process's
+            error = None
+            try:
+                async with store_read():
+                    await persistence.sync()
+                    shared = await store_figures(persistence.store)  # every instance's tasks, not only ours
+                data.update(shared)
+            except StoreUnavailable as exc:
+                error = str(exc)
             writer = persistence.statistics()
             if writer is not None:
                 data["store"] = {
+                    "available": error is None,
+                    "error": error,
                     "queued": writer.queued,
                     "batches": writer.batches,
                     "records_written": writer.records_written,
@@ -166,6 +202,7 @@ class TaskActions:
         in_store = 0
         persistence = self.persistence
         if persistence is not None and persistence.active:
-            await persistence.sync()
-            in_store = await persistence.store.delete_before(cutoff)
+            async with store_read():
+                await persistence.sync()
+                in_store = await persistence.store.delete_before(cutoff)
         return {"deleted": max(in_store, in_memory), "store": in_memory, "backend": in_store}

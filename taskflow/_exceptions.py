@@ -7,6 +7,7 @@
      +-- PayloadError(TaskflowError, ValueError)       the codec and the cipher, when arguments cannot be
                                                         stored, or a stored payload is tampered or unreadable
      +-- ConfigurationError(TaskflowError, ValueError) TaskManager/TaskAdmin, for bad settings
+     +-- StoreUnavailable(TaskflowError)               reads of history, when the store does not answer
 
 Arguments that cannot be encoded raise `TypeError` (the builtin callers expect), naming the argument.
 """
@@ -36,3 +37,8 @@ class PayloadError(TaskflowError, ValueError):
 
 class ConfigurationError(TaskflowError, ValueError):
     """Raised by TaskManager and TaskAdmin for invalid settings, naming the setting."""
+
+
+class StoreUnavailable(TaskflowError):
+    """Raised by lookups and listings that need the store when it fails or does not answer in time (a
+    server down or paused); the HTTP API answers 503. The cause is chained."""

@@ -178,6 +178,10 @@ class Lifespan:
         record.end_time = utcnow()
         self.lifecycle.admit(record, status=TaskStatus.INTERRUPTED)
 
+    def mirror_key(self, key: str, holder: str | None) -> None:
+        """A key claimed (holder) or released (None) on any instance, from the store's key feed."""
+        self.table.mirror_key(key, holder)
+
     def report_store_problem(self, message: str, *, level: str) -> None:
         """Make a store failure (or its recovery) visible: the `taskflow.store` logger and every observer.
 

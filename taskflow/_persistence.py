@@ -26,7 +26,7 @@ from anyio.abc import TaskStatus as AnyioTaskStatus
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._table import SETTLED_KEYS_LIMIT
 from ._unstored import NOT_RERUNNABLE, has_unstored
-from .stores import BatchWriter, RecoveredTask, TaskStore, WriterStatistics
+from .stores import BatchWriter, KeyFeedStore, RecoveredTask, TaskStore, WriterStatistics, backoff_delay
 
 
 class Adopter(Protocol):
@@ -35,6 +35,8 @@ class Adopter(Protocol):
     def adopt(self, orphan: RecoveredTask) -> None: ...
 
     def report_store_problem(self, message: str, *, level: str) -> None: ...
+
+    def mirror_key(self, key: str, holder: str | None) -> None: ...
 
 
 _log = logging.getLogger("taskflow.store")
@@ -163,9 +165,28 @@ class Persistence:
     async def maintain(
         self, runtime: Adopter, *, task_status: AnyioTaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Heartbeat, recover orphaned tasks and prune old history, until cancelled."""
+        """Heartbeat, recover orphaned tasks, prune old history and mirror the key feed, until cancelled."""
         await self._recover(runtime)
-        task_status.started()
+        async with anyio.create_task_group() as tg:
+            if isinstance(self.store, KeyFeedStore):
+                tg.start_soon(self._mirror_keys, self.store, runtime)
+            task_status.started()
+            await self._beat(runtime)
+
+    async def _mirror_keys(self, store: KeyFeedStore, runtime: Adopter) -> None:
+        """Feed every instance's key claims and releases to the runtime; resubscribe when the feed is lost."""
+        attempt = 0
+        while True:
+            try:
+                async for key, holder in store.key_changes():
+                    attempt = 0
+                    runtime.mirror_key(key, holder)
+            except Exception:
+                attempt += 1
+                _log.warning("the store's key feed was lost; subscribing again", exc_info=attempt == 1)
+            await anyio.sleep(backoff_delay(max(attempt, 1), base=0.1, cap=self.heartbeat_interval))
+
+    async def _beat(self, runtime: Adopter) -> None:
         last_prune = -1e18
         alarm = _WriteAlarm()
         while True:

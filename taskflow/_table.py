@@ -112,7 +112,8 @@ class TaskTable:
         if held is None:
             return self._settled_keys.get(key)
         if status_of(held) in RELEASES_KEY:
-            return None
+            other = self._settled_keys.get(key)  # another instance may have claimed it since
+            return other if other != task_id else None
         return task_id
 
     def remember_settled_keys(self, keys: dict[str, str]) -> None:
@@ -120,6 +121,14 @@ class TaskTable:
         with self._lock:
             for key, task_id in keys.items():
                 self._settle_key(key, task_id)
+
+    def mirror_key(self, key: str, holder: str | None) -> None:
+        """A key claimed by `holder` on some instance (None: released), from the store's key feed."""
+        with self._lock:
+            if holder is not None:
+                self._settle_key(key, holder)
+            else:
+                self._settled_keys.pop(key, None)
 
     def _settle_key(self, key: str, task_id: str) -> None:
         settled = self._settled_keys

@@ -187,3 +187,25 @@ def test_observability_example_logs_json_traces_and_serves_metrics(backend: str)
     assert charging["task_id"] == task_id and charging["request_id"] and charging["tags"] == {"shop": "eu"}
     charged = next(e for e in events if e["event"] == "charged")
     assert charged["card_number"] == "[redacted]" and charged["request_id"] == charging["request_id"]
+
+
+async def test_redis_example_runs_as_two_instances(monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/redis_instances.py: two instances on one Redis prefix share tasks and idempotency keys."""
+    from tests.helpers import wait_until
+    from tests.redis_service import REDIS_URL, redis_prefix
+
+    with redis_prefix() as prefix:
+        monkeypatch.setenv("TASKFLOW_REDIS_URL", REDIS_URL)
+        monkeypatch.setenv("TASKFLOW_REDIS_PREFIX", prefix)
+        try:
+            first = _fresh_import("examples.redis_instances")
+            second = _fresh_import("examples.redis_instances")
+            async with serve(first.app) as one, serve(second.app) as two:
+                task_id = (await one.post("/orders/42/charge")).json()["task_id"]
+                await wait_finished(first.task_manager, [task_id])
+                await wait_until(lambda: second.task_manager.table.key_holder("charge-42") == task_id)
+                assert (await two.post("/orders/42/charge")).json()["task_id"] == task_id
+                listed = (await two.get("/tasks")).json()
+                assert [(t["task_id"], t["status"]) for t in listed] == [(task_id, "success")]
+        finally:
+            sys.modules.pop("examples.redis_instances", None)

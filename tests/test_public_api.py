@@ -53,11 +53,10 @@ def test_fastapi_taskflow_050_names_are_importable() -> None:
 
     names = [
         "TaskAdmin", "TaskAuthBackend", "TaskManager", "ManagedBackgroundTasks", "TaskStatus", "TaskRecord",
-        "TaskConfig", "SnapshotScheduler", "SnapshotBackend", "SqliteBackend", "TaskObserver",
+        "TaskConfig", "SnapshotScheduler", "SnapshotBackend", "SqliteBackend", "RedisBackend", "TaskObserver",
         "LogEvent", "LifecycleEvent", "LoggerChain", "FileLogger", "InMemoryLogger", "StdoutLogger",
         "task_log", "TaskContext", "get_task_context",
     ]  # fmt: skip
-    # Not yet: RedisBackend (the Redis store has its own issue).
     missing = [n for n in names if not hasattr(taskflow, n)]
     assert missing == []
 
@@ -88,6 +87,7 @@ FASTAPI_TASKFLOW_050_PATHS = [
     ("store", "TaskStore", "taskflow._compat_store:CompatTaskStore"),
     ("backends", "SnapshotBackend", "taskflow"),
     ("backends", "SqliteBackend", "taskflow"),
+    ("backends", "RedisBackend", "taskflow"),
 ]
 
 
@@ -114,20 +114,27 @@ def test_task_manager_store_is_the_050_task_store() -> None:
     assert isinstance(TaskManager().store, TaskStore)
 
 
-@pytest.mark.parametrize("module", ["taskflow.backends", "taskflow"])
-def test_redis_backend_import_says_it_is_planned(module: str) -> None:
-    """0.5.0's RedisBackend: importing it raises an ImportError saying the Redis store is not released yet."""
-    with pytest.raises(ImportError, match=r"RedisBackend.*planned but not released yet"):
-        exec(f"from {module} import RedisBackend", {})
+def test_redis_backend_has_the_050_constructor() -> None:
+    """0.5.0's `RedisBackend(url, prefix, ttl, **client_kwargs)` builds a RedisStore without connecting."""
+    from taskflow.backends import RedisBackend
+    from taskflow.stores import RedisStore
+
+    backend = RedisBackend("redis://127.0.0.1:1/2", "app:tasks", 60, socket_timeout=1.5)
+    assert isinstance(backend, RedisStore)
+    assert (backend.url, backend.prefix, backend.ttl) == ("redis://127.0.0.1:1/2", "app:tasks", 60)
+    assert backend.client_kwargs["socket_timeout"] == 1.5
+    assert RedisBackend().prefix == "fbtm:snapshots" and RedisBackend().ttl is None
 
 
 def test_other_missing_names_stay_attribute_errors() -> None:
-    """Only RedisBackend gets the planned-ImportError: any other unknown name is a plain AttributeError."""
+    """An unknown name is a plain AttributeError."""
     import taskflow
     import taskflow.backends
 
     assert not hasattr(taskflow, "NoSuchName")
     assert not hasattr(taskflow.backends, "NoSuchBackend")
+
+
 def test_version_comes_from_the_package_metadata() -> None:
     """`taskflow.__version__` (0.5.0's name) is the installed distribution's version."""
     import importlib.metadata

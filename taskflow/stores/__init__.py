@@ -1,4 +1,4 @@
-"""Durable task storage: the `TaskStore` protocol, the memory and SQLite stores, and the batch writer.
+"""Durable task storage: the `TaskStore` protocol, the memory, SQLite and Redis stores, and the batch writer.
 
 This package imports only the standard library, anyio and taskflow's data modules (records, codec,
 encryption, exceptions), never the runtime or the live table; optional clients are imported lazily by the
@@ -12,10 +12,12 @@ from ._paging import Page as Page
 from ._paging import decode_cursor as decode_cursor
 from ._paging import encode_cursor as encode_cursor
 from ._protocol import FinishedRun as FinishedRun
+from ._protocol import KeyFeedStore as KeyFeedStore
 from ._protocol import RecoveredTask as RecoveredTask
 from ._protocol import StoreSummary as StoreSummary
 from ._protocol import SummarizingStore as SummarizingStore
 from ._protocol import TaskStore as TaskStore
+from ._redis import RedisStore as RedisStore
 from ._sqlite import SqliteStore as SqliteStore
 from ._writer import BatchWriter as BatchWriter
 from ._writer import WriterStatistics as WriterStatistics
@@ -25,10 +27,12 @@ __all__ = [
     "BatchWriter",
     "FinishedRun",
     "InvalidCursor",
+    "KeyFeedStore",
     "MemoryStore",
     "Page",
     "RELEASES_KEY",
     "RecoveredTask",
+    "RedisStore",
     "SqliteStore",
     "StoreSummary",
     "SummarizingStore",

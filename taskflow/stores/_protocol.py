@@ -8,7 +8,7 @@ the behaviour; `MemoryStore` is the reference implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from .._models import TaskRecord, TaskStatus
 from ._paging import Page
 
-__all__ = ["FinishedRun", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
+__all__ = ["FinishedRun", "KeyFeedStore", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,21 @@ class SummarizingStore(Protocol):
 
 
 @runtime_checkable
+class KeyFeedStore(Protocol):
+    """The optional key feed: a store that has it lets `add_task` answer, without a round trip, with the id
+    of a task that holds the key on *another* instance.
+
+    Without it, such a duplicate is caught when it would start (the atomic claim) and ends CANCELLED.
+    """
+
+    def key_changes(self) -> AsyncIterator[tuple[str, str | None]]:
+        """Yield `(key, holder id)` whenever any instance claims a key, and `(key, None)` when the holder
+        of a key fails, is cancelled or interrupted, until cancelled. Raises when the feed is lost (the
+        runtime subscribes again)."""
+        ...
+
+
+@runtime_checkable
 class TaskStore(Protocol):
     """Durable task records shared by every instance that opens the same store.
 
@@ -99,7 +114,7 @@ class TaskStore(Protocol):
         `requeue` flag, True for the records whose ids are in `requeue_ids`. Args that cannot be encoded
         raise `TypeError` before anything is written.
 
-        Redis: one MULTI/EXEC pipeline of HSETs plus the index updates (sorted sets by created_at).
+        Redis: one Lua script that rewrites each hash and its index entries and counters.
         """
         ...
 
@@ -133,7 +148,8 @@ class TaskStore(Protocol):
         indexed query), never by loading everything. Listing records leave `args`/`kwargs` empty (they are
         not decoded, so one unreadable payload cannot break a listing): `get()` returns them.
 
-        Redis: ZREVRANGEBYSCORE on a created_at index (per status / func_name / tag), then HGETALL each.
+        Redis: ZRANGE BYLEX REV on a (created_at, task_id) index (per status / func_name / tag), then
+        one pipelined HMGET per record.
         """
         ...
 
@@ -161,7 +177,7 @@ class TaskStore(Protocol):
         The runtime preloads them at startup, so a key used before a restart still returns the original
         task id from `add_task` without a round trip to the store.
 
-        Redis: a sorted set of (key, task id) by creation time, written in the same MULTI as the SUCCESS.
+        Redis: a sorted set of SUCCESS holders by creation time, kept by the write and claim scripts.
         """
         ...
 
@@ -186,8 +202,8 @@ class TaskStore(Protocol):
         with many processes claiming at once. A record whose stored args cannot be decoded comes back with
         empty args, `requeue=False` and a `status_reason` saying why (it can only be marked interrupted).
 
-        Redis: a Lua script over the live-records set that checks each owner's heartbeat key and rewrites
-        the owner field, so no two callers see the same record.
+        Redis: a Lua script over the per-owner live-record sets that checks each owner's heartbeat key and
+        moves a dead owner's records to the caller, so no two callers see the same record.
         """
         ...
 

@@ -1,7 +1,8 @@
 """The JSON API under `TaskAdmin(path=...)`: list, detail, metrics, retry, cancel, history, supervision.
 
 Shapes and status codes are fastapi-taskflow 0.5.0's; filters, paging, cancel and the extra metrics are
-additions. Every bad input gets a 4xx JSON answer with a message, never a 500, and never changes state.
+additions. Every bad input gets a 4xx JSON answer with a message, never a 500, and never changes state. A
+store that does not answer gets a 503 saying so (`/metrics` answers with this process's figures instead).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Query, params
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
-from .._exceptions import InvalidTaskState, TaskNotFound, TaskNotRegistered
+from .._exceptions import InvalidTaskState, StoreUnavailable, TaskNotFound, TaskNotRegistered
 from .._models import TaskStatus, utcnow
 from ..stores import InvalidCursor
 from ._manager import TaskManager
@@ -35,6 +36,11 @@ def _error(status: int, detail: str) -> JSONResponse:
 
 def _not_found() -> JSONResponse:
     return _error(404, "Task not found")
+
+
+def unavailable(exc: StoreUnavailable) -> JSONResponse:
+    """503: the store did not answer (a retry later may succeed)."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
 def parse_statuses(value: str | None) -> frozenset[TaskStatus] | None:
@@ -104,6 +110,8 @@ def build_api_router(
             )
         except InvalidCursor:
             return _error(400, "cursor is invalid: pass the X-Next-Cursor value of a previous page")
+        except StoreUnavailable as exc:
+            return unavailable(exc)
         except ValueError as exc:
             return _error(400, str(exc))
         headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
@@ -147,7 +155,10 @@ def build_api_router(
         if unit not in _HISTORY_UNITS:
             return _error(400, "unit must be one of: min, hour, day")
         cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
-        return await manager.actions.delete_history(cutoff)
+        try:
+            return await manager.actions.delete_history(cutoff)
+        except StoreUnavailable as exc:
+            return unavailable(exc)
 
     @router.get("/{task_id}", summary="One task")
     async def get_task(task_id: str) -> Any:
@@ -157,6 +168,8 @@ def build_api_router(
             return await task_dict(task_id)
         except TaskNotFound:
             return _not_found()
+        except StoreUnavailable as exc:
+            return unavailable(exc)
 
     @router.post("/{task_id}/retry", summary="Retry a failed or interrupted task as a new task")
     async def retry_task(task_id: str) -> Any:
@@ -166,6 +179,8 @@ def build_api_router(
             new = manager.actions.resubmit(task_id, record=await manager.actions.find(task_id))
         except TaskNotFound:
             return _not_found()
+        except StoreUnavailable as exc:
+            return unavailable(exc)
         except InvalidTaskState as exc:
             return _error(400, str(exc))
         except TaskNotRegistered as exc:

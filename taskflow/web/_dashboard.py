@@ -20,6 +20,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, params
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from .._exceptions import StoreUnavailable
+from ._api import unavailable
 from ._auth import SECURITY_HEADERS
 from ._payloads import change_event
 from ._sse import ChangeBus
@@ -129,6 +131,8 @@ def build_dashboard_router(
         text = q.strip().lower()
         try:
             page = await bus.manager.query_history(task_id_search=text, limit=MAX_SEARCH)
+        except StoreUnavailable as exc:
+            return unavailable(exc)
         except TypeError as exc:  # a custom store written before `task_id_search`: full-id prefixes only
             if "task_id_search" not in str(exc):
                 raise
@@ -148,7 +152,11 @@ async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval:
             # The first page and the figures come from the store when there is one (history from before a
             # restart, and every instance's tasks).
             await bus.fresh_metrics()
-            yield bus.snapshot(sub, await bus.manager.query_history(limit=bus.page_size))
+            try:
+                first = await bus.manager.query_history(limit=bus.page_size)
+            except StoreUnavailable:  # the store is down: this process's tasks now, the stream goes on
+                first = bus.manager.query(limit=bus.page_size)
+            yield bus.snapshot(sub, first)
         else:
             sub.seq = resume
         while bus.running and not bus.closed:
