@@ -55,7 +55,26 @@ _V1 = (
     "CREATE TABLE taskflow_instances (instance_id TEXT PRIMARY KEY, alive_until REAL NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1]
+# Version 2: the admin's audit log and session revocation (`AuditStore`, `SessionStore`). Existing files
+# gain the tables on their next open; their task tables are untouched.
+_V2 = (
+    """CREATE TABLE taskflow_audit (
+        entry_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        client TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    ) WITHOUT ROWID""",
+    "CREATE TABLE taskflow_revoked_sessions (session_id TEXT PRIMARY KEY, expires REAL NOT NULL)"
+    " WITHOUT ROWID",
+    "CREATE INDEX taskflow_revoked_sessions_expires ON taskflow_revoked_sessions (expires)",
+    "CREATE TABLE taskflow_settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 
