@@ -1,7 +1,7 @@
 """Login rate limiting: per client address and per user name, with delays that double after each failure.
 
-The first `free` failures of a key cost nothing; each later one locks the key for `base * 2**n` seconds
-(capped at `cap`) while a success clears it. A sign-in is refused (429 with `Retry-After`) while any of its
+A key's `free`-th failure locks it for `base` seconds, each later one for twice as long as the one before
+(capped at `cap`); a success clears the key. A sign-in is refused (429 with `Retry-After`) while any of its
 keys is locked, before the password is checked, so a guessing loop gets nothing from the backend. The state
 is this process's memory, bounded to `max_keys` keys (the oldest are forgotten first).
 """
@@ -39,11 +39,11 @@ class LoginThrottle:
         return math.ceil(wait) if wait > 0 else 0
 
     def failed(self, keys: Sequence[str]) -> None:
-        """Count a failure for each key and lock those past their free attempts."""
+        """Count a failure for each key and lock those that reached `free` failures."""
         now = self._clock()
         for key in keys:
             failures = self._state.pop(key, (0, now))[0] + 1  # popped and re-added: the newest go last
-            over = failures - self.free
+            over = failures - self.free + 1
             locked = now + min(self.cap, self.base * 2 ** min(over - 1, 40)) if over > 0 else now
             self._state[key] = (failures, locked)
         while len(self._state) > self.max_keys:
