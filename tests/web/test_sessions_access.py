@@ -41,7 +41,7 @@ async def test_logout_revokes_the_session_on_the_server() -> None:
 
 
 async def test_logout_holds_across_instances_and_restarts(tmp_path: Path) -> None:
-    """With a shared SQLite store, a session revoked on one instance is refused by another and after a restart."""
+    """With a shared SQLite store, a revoked session is refused by another instance and after a restart."""
     db = tmp_path / "tasks.db"
     async with client_for(make_app(db)) as first, client_for(make_app(db)) as second:
         token = (await login(first)).cookies[COOKIE_NAME]
