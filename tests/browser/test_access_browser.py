@@ -30,6 +30,7 @@ def test_audit_view_lists_sign_ins_and_actions(page: Any, auth_server: str) -> N
     page.locator("#detail-cancel").click()
     page.locator("#confirm-ok").click()
     page.get_by_text("Task cancelled").wait_for()
+    page.locator("#detail-close").click()
     page.locator('nav [data-tab="audit"]').click()
     first = page.locator("#audit tbody tr").first
     first.wait_for()
