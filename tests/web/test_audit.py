@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from taskflow import TaskAdmin, TaskManager
 from taskflow.stores import AuditStore, MemoryStore
+from taskflow.web._audit import _ENTRY_ID, _entry_id
 from tests.web.test_auth import COOKIE_NAME, SECRET, client_for, cookie, login
 
 
@@ -139,3 +140,11 @@ async def test_a_store_without_the_capability_keeps_the_log_in_memory() -> None:
     async with client_for(app) as client:
         await client.post("/tasks/abc/cancel")
         assert [e["target"] for e in (await client.get("/tasks/audit")).json()] == ["abc"]
+
+
+def test_entry_ids_sort_in_the_order_they_were_made() -> None:
+    """Ids made within one millisecond still sort in order, and keep the UUID text form the cursor takes."""
+    ids = [_entry_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(_ENTRY_ID.match(i) and i[14] == "7" for i in ids)
