@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
+from ._contract_access import AccessContract
 from ._contract_optional import OptionalContract
 from ._exceptions import PayloadError
 from ._models import AttemptRecord, TaskRecord, TaskStatus
@@ -66,7 +67,7 @@ async def _all_pages(store: TaskStore, limit: int, **filters: Any) -> list[str]:
     raise AssertionError("query never returned a last page")
 
 
-class StoreContract(OptionalContract):
+class StoreContract(OptionalContract, AccessContract):
     """Every behaviour a `TaskStore` must have; subclass it and override `store_factory`."""
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]

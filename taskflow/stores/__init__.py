@@ -5,7 +5,12 @@ encryption, exceptions), never the runtime or the live table; optional clients a
 store that needs them. Paging (`Page`, the cursor format, `InvalidCursor`) lives here, next to the protocol.
 """
 
+from ._access import AuditEntry as AuditEntry
+from ._access import AuditStore as AuditStore
+from ._access import SessionStatus as SessionStatus
+from ._access import SessionStore as SessionStore
 from ._memory import MemoryStore as MemoryStore
+from ._memory_access import MemoryAccess as MemoryAccess
 from ._paging import RELEASES_KEY as RELEASES_KEY
 from ._paging import InvalidCursor as InvalidCursor
 from ._paging import Page as Page
@@ -24,15 +29,20 @@ from ._writer import WriterStatistics as WriterStatistics
 from ._writer import backoff_delay as backoff_delay
 
 __all__ = [
+    "AuditEntry",
+    "AuditStore",
     "BatchWriter",
     "FinishedRun",
     "InvalidCursor",
     "KeyFeedStore",
+    "MemoryAccess",
     "MemoryStore",
     "Page",
     "RELEASES_KEY",
     "RecoveredTask",
     "RedisStore",
+    "SessionStatus",
+    "SessionStore",
     "SqliteStore",
     "StoreSummary",
     "SummarizingStore",

@@ -20,7 +20,9 @@ from anyio.lowlevel import checkpoint
 from .._codec import decode_call, encode_call
 from .._exceptions import PayloadError
 from .._models import TaskRecord, TaskStatus, id_matches
+from ._access import AuditEntry, SessionStatus
 from ._common import check_limit, check_ttl, copy_record, cursor_position, utc_text
+from ._memory_access import MemoryAccess
 from ._paging import RELEASES_KEY, Page, encode_cursor
 from ._protocol import FinishedRun, RecoveredTask, StoreSummary
 
@@ -47,6 +49,7 @@ class MemoryStore:
         self._entries: dict[str, _Entry] = {}
         self._keys: dict[str, str] = {}
         self._alive_until: dict[str, float] = {}
+        self._access = MemoryAccess()  # the audit log and revoked sessions
         self._open = False
 
     def __repr__(self) -> str:
@@ -251,3 +254,30 @@ class MemoryStore:
         for key in [k for k, holder in self._keys.items() if holder in gone]:
             del self._keys[key]
         return len(gone)
+
+    # ---- optional: AuditStore and SessionStore ---------------------------------------------------------
+
+    async def append_audit(self, entries: Sequence[AuditEntry], *, keep: int) -> None:
+        """Add audit entries, keep the newest `keep`."""
+        self._check_open()
+        await self._access.append_audit(entries, keep=keep)
+
+    async def audit_page(self, *, limit: int, before: str | None = None) -> list[AuditEntry]:
+        """Audit entries newest first, before the entry id `before` when given."""
+        self._check_open()
+        return await self._access.audit_page(limit=limit, before=before)
+
+    async def revoke_session(self, session_id: str, *, expires: float) -> None:
+        """Remember the session as revoked until `expires`."""
+        self._check_open()
+        await self._access.revoke_session(session_id, expires=expires)
+
+    async def session_status(self, session_id: str) -> SessionStatus:
+        """Revoked or not, and the session version."""
+        self._check_open()
+        return await self._access.session_status(session_id)
+
+    async def bump_session_version(self) -> int:
+        """Void every session issued so far."""
+        self._check_open()
+        return await self._access.bump_session_version()

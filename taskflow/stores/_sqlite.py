@@ -29,6 +29,7 @@ from . import _sqlite_ops as ops
 from ._common import check_limit, check_ttl, cursor_position, utc_text
 from ._paging import Page, encode_cursor
 from ._protocol import RecoveredTask, StoreSummary
+from ._sqlite_access import SqliteAccess
 from ._sqlite_schema import COLUMNS
 
 __all__ = ["SqliteStore"]
@@ -46,11 +47,11 @@ _BUSY_MAX_DELAY = 1.0
 _LIST_COLUMNS = COLUMNS.replace(" call,", "")  # listings never read (or decode) the args
 
 
-class SqliteStore:
+class SqliteStore(SqliteAccess):
     """A `TaskStore` on the SQLite file at `path`, shared safely by several processes on one host.
 
     `busy_timeout` is how long (seconds) one attempt waits for another process's write lock before the
-    bounded retry takes over.
+    bounded retry takes over. The audit log and session revocation methods come from `SqliteAccess`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:

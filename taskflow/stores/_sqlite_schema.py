@@ -59,7 +59,26 @@ _V1 = (
 # its spans back to the request's trace (NULL without OpenTelemetry, and in every older row).
 _V2 = ("ALTER TABLE taskflow_tasks ADD COLUMN trace_context TEXT",)
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2]
+# v3: the admin's audit log and session revocation (`AuditStore`, `SessionStore`). Existing files
+# gain the tables on their next open; their task tables are untouched.
+_V3 = (
+    """CREATE TABLE taskflow_audit (
+        entry_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        client TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT
+    ) WITHOUT ROWID""",
+    "CREATE TABLE taskflow_revoked_sessions (session_id TEXT PRIMARY KEY, expires REAL NOT NULL)"
+    " WITHOUT ROWID",
+    "CREATE INDEX taskflow_revoked_sessions_expires ON taskflow_revoked_sessions (expires)",
+    "CREATE TABLE taskflow_settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 

@@ -3,6 +3,7 @@
 Shapes and status codes are fastapi-taskflow 0.5.0's; filters, paging, cancel and the extra metrics are
 additions. Every bad input gets a 4xx JSON answer with a message, never a 500, and never changes state. A
 store that does not answer gets a 503 saying so (`/metrics` answers with this process's figures instead).
+Every action (retry, cancel, history deletion) is written to the audit log, refused ones included.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, params
+from fastapi import APIRouter, Query, Request, params
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
 from .._exceptions import InvalidTaskState, StoreUnavailable, TaskNotFound, TaskNotRegistered
 from .._models import TaskStatus, utcnow
 from ..stores import InvalidCursor
+from ._audit import AuditLog
 from ._manager import TaskManager
 from ._payloads import record_dict
 
@@ -80,10 +82,22 @@ def parse_tag(value: str | None) -> tuple[str, str] | None:
 
 
 def build_api_router(
-    manager: TaskManager, *, dependencies: Sequence[params.Depends] = (), display_func_args: bool = False
+    manager: TaskManager,
+    audit: AuditLog,
+    *,
+    dependencies: Sequence[params.Depends] = (),
+    display_func_args: bool = False,
 ) -> APIRouter:
-    """The JSON routes, bound to one manager. `dependencies` guard every route (auth)."""
+    """The JSON routes, bound to one manager; actions go to `audit`. `dependencies` guard every route."""
     router = APIRouter(dependencies=list(dependencies), tags=["tasks"])
+
+    async def audited(
+        request: Request, action: str, target: str | None, response: JSONResponse, detail: str | None = None
+    ) -> JSONResponse:
+        if detail is None and response.status_code >= 400:
+            detail = bytes(response.body).decode("utf-8", "replace")[:300]
+        await audit.record(request, action, target, response.status_code, detail)
+        return response
 
     async def task_dict(task_id: str) -> dict[str, Any]:
         return record_dict(await manager.actions.find(task_id), display_func_args)
@@ -150,15 +164,21 @@ def build_api_router(
 
     @router.delete("/history", summary="Forget finished tasks older than a window")
     async def delete_history(
-        value: Annotated[int, Query(gt=0, le=1_000_000)], unit: Annotated[str, Query(max_length=10)]
+        request: Request,
+        value: Annotated[int, Query(gt=0, le=1_000_000)],
+        unit: Annotated[str, Query(max_length=10)],
     ) -> Any:
+        window = f"older than {value} {unit}"
         if unit not in _HISTORY_UNITS:
-            return _error(400, "unit must be one of: min, hour, day")
+            return await audited(
+                request, "delete_history", window, _error(400, "unit must be one of: min, hour, day")
+            )
         cutoff = utcnow() - timedelta(seconds=value * _HISTORY_UNITS[unit])
         try:
-            return await manager.actions.delete_history(cutoff)
+            deleted = await manager.actions.delete_history(cutoff)
         except StoreUnavailable as exc:
-            return unavailable(exc)
+            return await audited(request, "delete_history", window, unavailable(exc))
+        return await audited(request, "delete_history", window, JSONResponse(deleted), f"deleted {deleted}")
 
     @router.get("/{task_id}", summary="One task")
     async def get_task(task_id: str) -> Any:
@@ -172,34 +192,38 @@ def build_api_router(
             return unavailable(exc)
 
     @router.post("/{task_id}/retry", summary="Retry a failed or interrupted task as a new task")
-    async def retry_task(task_id: str) -> Any:
+    async def retry_task(request: Request, task_id: str) -> Any:
+        target = task_id[:MAX_ID_LENGTH]
         if len(task_id) > MAX_ID_LENGTH:
-            return _not_found()
+            return await audited(request, "retry", target, _not_found())
         try:
             new = manager.actions.resubmit(task_id, record=await manager.actions.find(task_id))
         except TaskNotFound:
-            return _not_found()
+            return await audited(request, "retry", target, _not_found())
         except StoreUnavailable as exc:
-            return unavailable(exc)
+            return await audited(request, "retry", target, unavailable(exc))
         except InvalidTaskState as exc:
-            return _error(400, str(exc))
+            return await audited(request, "retry", target, _error(400, str(exc)))
         except TaskNotRegistered as exc:
-            return _error(409, str(exc))
-        return JSONResponse(
+            return await audited(request, "retry", target, _error(409, str(exc)))
+        response = JSONResponse(
             {"task_id": new.task_id, "task": new.to_dict()},
             background=BackgroundTask(manager.launcher.start, new.task_id),
         )
+        return await audited(request, "retry", target, response, f"new task {new.task_id}")
 
     @router.post("/{task_id}/cancel", summary="Cancel a pending or running task")
-    async def cancel_task(task_id: str) -> Any:
+    async def cancel_task(request: Request, task_id: str) -> Any:
+        target = task_id[:MAX_ID_LENGTH]
         if len(task_id) > MAX_ID_LENGTH:
-            return _not_found()
+            return await audited(request, "cancel", target, _not_found())
         try:
             record = manager.actions.cancel(task_id)
         except TaskNotFound:
-            return _not_found()
+            return await audited(request, "cancel", target, _not_found())
         except InvalidTaskState as exc:
-            return _error(400, str(exc))
-        return {"task_id": record.task_id, "task": record.to_dict()}
+            return await audited(request, "cancel", target, _error(400, str(exc)))
+        response = JSONResponse({"task_id": record.task_id, "task": record.to_dict()})
+        return await audited(request, "cancel", target, response)
 
     return router

@@ -9,7 +9,7 @@ inline script and the Content-Security-Policy can forbid them. The task table pa
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from html import escape
@@ -27,7 +27,7 @@ from ._payloads import change_event
 from ._sse import ChangeBus
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-ASSETS = ("dashboard.css", "dashboard.js", "favicon.svg")
+ASSETS = ("dashboard.css", "dashboard.js", "audit.js", "favicon.svg")
 MAX_SEARCH = 50
 _NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
@@ -68,9 +68,11 @@ class DashboardConfig:
     page_size: int = 50
 
 
-def render_page(config: DashboardConfig) -> str:
-    """The dashboard HTML with every substituted value escaped."""
+def render_page(config: DashboardConfig, *, can_act: bool = True) -> str:
+    """The dashboard HTML with every substituted value escaped; `can_act` False hides the actions."""
     values = {
+        "can_act": "1" if can_act else "",
+        "audit_js": asset_url(config.prefix, "audit.js"),
         "title": config.title,
         "base": config.prefix,
         "auth": "1" if config.auth else "",
@@ -88,10 +90,11 @@ def build_dashboard_router(
     config: DashboardConfig,
     bus: ChangeBus,
     *,
-    signed_in: Callable[[Request], bool] | None = None,
+    viewer: Callable[[Request], Awaitable[bool | None]] | None = None,
     dependencies: Sequence[params.Depends] = (),
 ) -> APIRouter:
-    """The dashboard routes. `signed_in` decides whether the page is shown or redirects to the login;
+    """The dashboard routes. `viewer` says whether the request is signed in (None: redirect to the login)
+    and may act (True) or only look (False);
     `dependencies` guard the stream and the search (they answer 401 without a session)."""
     router = APIRouter(include_in_schema=False)
     guarded = list(dependencies)
@@ -99,9 +102,14 @@ def build_dashboard_router(
 
     @router.get("/dashboard")
     async def dashboard(request: Request) -> Response:
-        if signed_in is not None and not signed_in(request):
+        can_act = True if viewer is None else await viewer(request)
+        if can_act is None:
             return RedirectResponse(login, status_code=302)
-        return Response(render_page(config), media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+        return Response(
+            render_page(config, can_act=can_act),
+            media_type="text/html; charset=utf-8",
+            headers=SECURITY_HEADERS,
+        )
 
     @router.get("/dashboard/static/{name}")
     async def static(name: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:

@@ -1,6 +1,7 @@
 """The app the dashboard's browser and end-to-end stream tests run under uvicorn.
 
-Environment: `TASKFLOW_TEST_AUTH=1` turns on auth (user `admin`, password `secret`); `TASKFLOW_TEST_SECRET`
+Environment: `TASKFLOW_TEST_AUTH=1` turns on auth (users `admin` and the read-only `viewer`, both with
+password `secret`); `TASKFLOW_TEST_SECRET`
 sets the session key; `TASKFLOW_TEST_FILL=<n>` preloads n finished tasks. Routes under /run start tasks;
 each returns the new task's id.
 """
@@ -53,7 +54,8 @@ TaskAdmin(
     app,
     task_manager,
     display_func_args=True,
-    auth=("admin", "secret") if os.environ.get("TASKFLOW_TEST_AUTH") == "1" else None,
+    auth=[("admin", "secret"), ("viewer", "secret")] if os.environ.get("TASKFLOW_TEST_AUTH") == "1" else None,
+    read_only_users=["viewer"] if os.environ.get("TASKFLOW_TEST_AUTH") == "1" else (),
     secret_key=os.environ.get("TASKFLOW_TEST_SECRET"),
     poll_interval=float(os.environ.get("TASKFLOW_TEST_POLL", "30")),
     title="taskflow tests",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -17,7 +19,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from taskflow import TaskAdmin, TaskAuthBackend, TaskManager
-from taskflow.web._auth import COOKIE_NAME, SimpleAuthBackend, TokenSigner, resolve_auth
+from taskflow.web._auth import COOKIE_NAME, SimpleAuthBackend, resolve_auth
+from taskflow.web._tokens import TokenSigner
 
 SECRET = "s3cret-key-shared-by-workers"
 LOGIN = {"username": "admin", "password": "pw"}
@@ -122,23 +125,31 @@ async def test_wrong_password_is_refused_without_a_cookie() -> None:
         assert "set-cookie" not in response.headers
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 async def test_tampered_expired_and_foreign_tokens_are_refused() -> None:
-    """Only an unexpired HS256 token signed with this key opens a route."""
+    """Only an unexpired token signed with this key, in the current format, opens a route."""
     signer = TokenSigner(SECRET, 60)
     good = signer.issue("admin")
-    head, body, sig = good.split(".")
-    raised = (
-        base64.urlsafe_b64encode(json.dumps({"exp": 2**40, "sub": "admin"}).encode()).decode().rstrip("=")
-    )
-    none_head = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').decode().rstrip("=")
+    body, sig = good.rsplit(".", 1)
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    raised = _b64(json.dumps({**claims, "exp": 2**40, "sub": "root"}, separators=(",", ":")).encode())
+    head_050 = _b64(b'{"alg":"HS256","typ":"JWT"}')
+    body_050 = _b64(json.dumps({"exp": 2**40, "sub": "admin"}).encode())
+    sig_050 = _b64(hmac.new(SECRET.encode(), f"{head_050}.{body_050}".encode(), hashlib.sha256).digest())
     bad_tokens = {
-        "tampered payload": f"{head}.{raised}.{sig}",
-        "tampered signature": f"{head}.{body}.{sig[:-2]}AA",
-        "alg none": f"{none_head}.{body}.",
+        "tampered payload": f"{raised}.{sig}",
+        "tampered signature": f"{body}.{sig[:-2]}AA",
+        "unsigned": f"{body}.",
+        "no signature at all": body,
+        "0.5.0 HS256 token with the same key": f"{head_050}.{body_050}.{sig_050}",
         "expired": signer.issue("admin", now=time.time() - 120),
         "foreign key": TokenSigner("another-key", 60).issue("admin"),
         "garbage": "not-a-token",
         "empty": "",
+        "too long": good + "A" * 5000,
     }
     async with client_for(make_app()) as client:
         assert (await client.get("/tasks", headers=cookie(good))).status_code == 200

@@ -623,8 +623,8 @@ async function loadSupervision() {
 let supervisionTimer = null;
 function showTab(name) {
   for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
-  $("#tab-tasks").hidden = name !== "tasks";
-  $("#tab-supervision").hidden = name !== "supervision";
+  for (const section of document.querySelectorAll("main > .tab")) section.hidden = section.id !== `tab-${name}`;
+  document.dispatchEvent(new CustomEvent("tf-tab", { detail: name })); // other views (audit.js) load on show
   clearInterval(supervisionTimer);
   if (name === "supervision") {
     loadSupervision();

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
-from taskflow._models import TaskRecord, TaskStatus
-from taskflow.stores import SqliteStore, _sqlite_ops, _sqlite_schema
+from taskflow._models import TaskRecord, TaskStatus, new_task_id
+from taskflow.stores import AuditEntry, SqliteStore, _sqlite_ops, _sqlite_schema
 from taskflow.stores._sqlite import _listing_sql
 
 # The v1 schema exactly as released, frozen here: a migration that changed it would fail this file.
@@ -75,6 +77,24 @@ async def test_opens_a_v1_file_written_with_raw_sql(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert _user_version(path) == _sqlite_schema.schema_version()
+
+
+async def test_a_v1_file_gains_the_audit_and_session_tables(tmp_path: Path) -> None:
+    """An existing v1 file is migrated to hold the audit log and revoked sessions, its records untouched."""
+    path = tmp_path / "v1.db"
+    _raw(path, V1_DDL)
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        entry = AuditEntry(new_task_id(), datetime.now(UTC), "ops", "10.0.0.9", "cancel", "t1", "ok")
+        await store.append_audit([entry], keep=10)
+        await store.revoke_session("sid", expires=time.time() + 60)
+        assert await store.audit_page(limit=5) == [entry]
+        assert (await store.session_status("sid")).revoked
+        assert await store.get("old-1") is not None
+    finally:
+        await store.close()
+    assert _user_version(path) >= 2
 
 
 async def test_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
