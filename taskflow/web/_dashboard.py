@@ -158,13 +158,15 @@ async def event_stream(bus: ChangeBus, last_event_id: str | None, poll_interval:
         yield "retry: 3000\n\n"
         if resume is None:
             # The first page and the figures come from the store when there is one (history from before a
-            # restart, and every instance's tasks).
+            # restart, and every instance's tasks). The position is taken before those queries: what the
+            # flusher publishes while they run may be missing from the page, so it is sent after it.
+            seq = bus.seq
             await bus.fresh_metrics()
             try:
                 first = await bus.manager.query_history(limit=bus.page_size)
             except StoreUnavailable:  # the store is down: this process's tasks now, the stream goes on
                 first = bus.manager.query(limit=bus.page_size)
-            yield bus.snapshot(sub, first)
+            yield bus.snapshot(sub, first, seq=seq)
         else:
             sub.seq = resume
         while bus.running and not bus.closed:

@@ -335,12 +335,14 @@ class ChangeBus:
             return None  # changes after it were not kept in the ring (nobody was subscribed)
         return seq
 
-    def snapshot(self, sub: Subscription, page: Page | None = None) -> str:
+    def snapshot(self, sub: Subscription, page: Page | None = None, *, seq: int | None = None) -> str:
         """`event: state`: 0.5.0's keys `tasks` (the first page only) and `metrics`, then `next_cursor`.
 
-        `page` is the first page when the caller fetched it (from the store); else the in-memory one.
+        `page` is the first page when the caller fetched it (from the store); else the in-memory one. `seq`
+        is `self.seq` from before that fetch began: the client goes on from there, so a change published
+        while the page was on its way is sent after the snapshot (perhaps twice: the client keeps the last).
         """
-        sub.seq = self.seq
+        sub.seq = self.seq if seq is None else seq
         stale = self._metrics_dirty or not self.running or not self._metrics_version
         if stale and not self.manager.launcher.is_persistent:
             # Without a store the figures are this process's, computed here at once (no query to wait for).
@@ -354,7 +356,7 @@ class ChangeBus:
         # `next_cursor` (new) lets the page offer "older" without asking the API for the same page again.
         cursor = dumps(page.next_cursor)
         data = f'{{"tasks":{dumps(tasks)},"metrics":{self._metrics_json},"next_cursor":{cursor}}}'
-        return sse("state", data, self.event_id(self.seq))
+        return sse("state", data, self.event_id(sub.seq))
 
     def drain(self, sub: Subscription) -> str:
         """What the client has not seen yet: coalesced task events and new metrics ("" when nothing)."""

@@ -91,6 +91,23 @@ async def test_a_slow_client_gets_one_event_per_task() -> None:
         assert bus.drain(sub) == ""
 
 
+async def test_one_batch_of_changes_to_several_tasks_is_one_event_per_task() -> None:
+    """A batch with changes of two tasks (as adoption and shutdown hand them over) reaches a client as one
+    event per task, whichever thread hands it over."""
+    async with running_bus() as bus:
+        sub = bus.subscribe()
+        first, second = record(1), record(2, TaskStatus.RUNNING)
+        changes = [TaskChange(ChangeKind.ADDED, r.task_id, None, r.status, r, 0.0) for r in (first, second)]
+        changes.append(TaskChange(ChangeKind.MOVED, first.task_id, first.status, first.status, first, 0.0))
+        await anyio.to_thread.run_sync(bus.take, changes)  # from a worker thread, as a sync route's are
+        await wait_until(lambda: bus.seq >= 2)
+        tasks = [e["data"] for e in parse(bus.drain(sub)) if e["event"] == "task"]
+        assert [(t["task_id"], t["status"]) for t in tasks] == [
+            ("task-0001", "pending"),
+            ("task-0002", "running"),
+        ]
+
+
 async def test_change_events_are_small_rows() -> None:
     """`event: task` carries no logs, traceback or arguments; errors are cut to an excerpt."""
     async with running_bus(display_func_args=True) as bus:

@@ -20,9 +20,11 @@ import pytest
 from fastapi import FastAPI
 
 from taskflow import TaskAdmin, TaskManager
+from taskflow.stores import MemoryStore, Page
+from taskflow.web._dashboard import event_stream
 from tests.browser.server import uvicorn_server
 from tests.helpers import serve, wait_until
-from tests.web.test_dashboard_bus import parse
+from tests.web.test_dashboard_bus import parse, running_bus
 
 
 async def test_stream_over_asgi_sends_state_then_task_events() -> None:
@@ -194,3 +196,56 @@ async def test_snapshot_after_a_restart_shows_history_from_the_store(tmp_path: A
     state = parse(responses[0].text)[0]
     assert state["event"] == "state"
     assert [t["task_id"] for t in state["data"]["tasks"]] == [old_id]
+
+
+class PageThenChangeStore(MemoryStore):
+    """A memory store that, once armed, runs `after_page` between reading a page and returning it: a change
+    made while the stream's first page is on its way from a (slower) store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_page: Any = None
+
+    async def query(self, **filters: Any) -> Page:
+        page = await super().query(**filters)
+        hook, self.after_page = self.after_page, None
+        if hook is not None:
+            await hook()
+        return page
+
+
+async def test_a_change_published_while_the_snapshot_page_is_read_still_reaches_the_client() -> None:
+    """A task made and published after the store read the first page but before the snapshot went out is
+    sent as a task event: the snapshot's position is taken before the page is fetched, not after."""
+    store = PageThenChangeStore()
+    manager = TaskManager(snapshot_backend=store)
+
+    async def work() -> None:
+        pass
+
+    made: list[str] = []
+
+    async def make_a_task() -> None:
+        seq = bus.seq
+        task_id, _ = manager.launcher.submit(work, (), {})
+        made.append(task_id)
+        await wait_until(lambda: bus.seq > seq)  # published to the ring before the snapshot is taken
+
+    async with running_bus(manager) as bus:
+        chunks: list[str] = []
+
+        async def consume() -> None:
+            async for chunk in event_stream(bus, None, poll_interval=0.05):
+                chunks.append(chunk)
+
+        store.after_page = make_a_task
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume)
+            await wait_until(lambda: bool(made) and any("event: state" in c for c in chunks))
+            with anyio.move_on_after(3):
+                await wait_until(lambda: any(made[0] in c and "event: task" in c for c in chunks))
+            bus.close()
+    events = parse("".join(chunks))
+    assert events[0]["event"] == "state"
+    assert made[0] not in [t["task_id"] for t in events[0]["data"]["tasks"]]  # the page was read before it
+    assert [e["data"]["status"] for e in events[1:] if e["data"].get("task_id") == made[0]] == ["pending"]
