@@ -200,7 +200,10 @@ class TaskRuntime:
         tracker = Tracker(self.table, lifecycle, settlement.interrupted)
         self.launcher = Launcher(
             registry=self.registry, table=self.table, lifecycle=lifecycle, actors=actors,
-            services=ActorServices(self._on_log, cipher, persistence, keep_log_context=self._log_context),
+            services=ActorServices(
+                self._on_log, cipher, persistence,
+                keep_log_context=self._log_context, on_update=lifecycle.update,
+            ),
             durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
             clock=self.clock,

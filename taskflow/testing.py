@@ -115,6 +115,7 @@ class StoreContract(OptionalContract):
             idempotency_key="key-1", tags={"team": "a", "env": "prod"}, encrypted_payload=b"\x80gA\x00\xfe",
             attempts=[AttemptRecord(1, _T0, _T0 + timedelta(seconds=1), "first"), AttemptRecord(2, _T0)],
             status_reason="gave up", trace_context="00-" + "ab" * 16 + "-" + "cd" * 8 + "-01",
+            checkpoint='{"done": 40, "cursor": "é"}',
         )  # fmt: skip
         await store.write([record], owner="i1")
         got = await store.get("t1")
