@@ -128,6 +128,8 @@ def test_other_missing_names_stay_attribute_errors() -> None:
 
     assert not hasattr(taskflow, "NoSuchName")
     assert not hasattr(taskflow.backends, "NoSuchBackend")
+
+
 def test_version_comes_from_the_package_metadata() -> None:
     """`taskflow.__version__` (0.5.0's name) is the installed distribution's version."""
     import importlib.metadata
