@@ -173,17 +173,12 @@ class ServiceActor:
         await self._done.wait()
 
     def statistics(self) -> ActorStatistics:
-        definition = self.definition
         handle = self._handle
-        return ActorStatistics(
-            name=definition.name,
+        return _statistics(
+            self.definition,
             state=self._state,
-            restart=definition.restart.value,
-            policy=definition.policy.name,
             restarts=handle.restarts if handle is not None else 0,
             failures_in_row=self._failures_in_row,
-            max_restarts=definition.max_restarts,
-            restart_window=definition.restart_window,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
             started_at=self._started_at,
@@ -234,23 +229,32 @@ class Services:
             elif name in self._last:
                 result.append(self._last[name])
             else:
-                result.append(_not_started(definition))
+                result.append(_statistics(definition, state="new"))
         return result
 
 
-def _not_started(definition: ActorDefinition) -> ActorStatistics:
+def _statistics(
+    definition: ActorDefinition,
+    *,
+    state: str,
+    restarts: int = 0,
+    failures_in_row: int = 0,
+    last_error: str | None = None,
+    last_error_at: datetime | None = None,
+    started_at: datetime | None = None,
+) -> ActorStatistics:
     return ActorStatistics(
         name=definition.name,
-        state="new",
+        state=state,
         restart=definition.restart.value,
         policy=definition.policy.name,
-        restarts=0,
-        failures_in_row=0,
+        restarts=restarts,
+        failures_in_row=failures_in_row,
         max_restarts=definition.max_restarts,
         restart_window=definition.restart_window,
-        last_error=None,
-        last_error_at=None,
-        started_at=None,
+        last_error=last_error,
+        last_error_at=last_error_at,
+        started_at=started_at,
     )
 
 
