@@ -20,6 +20,7 @@ from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
+from ._services import ActorStatistics as ActorStatistics
 from .backends import RedisBackend as RedisBackend
 from .backends import SnapshotBackend as SnapshotBackend
 from .backends import SnapshotScheduler as SnapshotScheduler
@@ -38,6 +39,7 @@ from .web import TaskAuthBackend as TaskAuthBackend
 from .web import TaskManager as TaskManager
 
 __all__ = [
+    "ActorStatistics",
     "AttemptRecord",
     "ConfigurationError",
     "FileLogger",

@@ -23,6 +23,7 @@ import anyio
 from supervisors import ChildHandle
 
 from . import _attempt_context
+from ._checkpoint import decode_checkpoint, encode_checkpoint
 from ._context import bind
 from ._exceptions import PayloadError
 from ._models import TaskRecord
@@ -39,7 +40,7 @@ class ActorServices:
     """What every actor of one runtime shares: where log lines go, the cipher, the persistence, and whether
     an observer wants what the request bound in structlog's contextvars (`keep_log_context`)."""
 
-    __slots__ = ("cipher", "keep_log_context", "on_log", "persistence")
+    __slots__ = ("cipher", "keep_log_context", "on_log", "on_update", "persistence")
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class ActorServices:
         persistence: Persistence | None,
         *,
         keep_log_context: bool = False,
+        on_update: Callable[[TaskRecord], None] | None = None,
     ) -> None:
         self.on_log = on_log
+        self.on_update = on_update  # a record changed without a status change (a checkpoint was saved)
         self.cipher = cipher
         self.persistence = persistence
         self.keep_log_context = keep_log_context
@@ -106,6 +109,16 @@ class Actor:
     @property
     def on_log(self) -> LogSink:
         return self.services.on_log
+
+    def save_checkpoint(self, state: Any) -> None:
+        """Keep `state` as the task's checkpoint (see `_checkpoint`); the store gets it with the record."""
+        self.record.checkpoint = encode_checkpoint(state, self.services.cipher)
+        if self.services.on_update is not None:
+            self.services.on_update(self.record)
+
+    def load_checkpoint(self) -> Any:
+        """The task's last checkpoint, decoded (None if it never saved one)."""
+        return decode_checkpoint(self.record.checkpoint, self.services.cipher)
 
     def _arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         record = self.record

@@ -27,17 +27,33 @@ _outside_logger = logging.getLogger("taskflow.task")
 
 @dataclass
 class TaskContext:
-    """The running task as seen from inside it: its id, function name, attempt (0-based) and tags."""
+    """The running task as seen from inside it: its id, function name, attempt (0-based) and tags; and its
+    checkpoint: `checkpoint(state)` saves progress, `last_checkpoint` reads the last one saved."""
 
     task_id: str
     func_name: str
     attempt: int
     tags: dict[str, str] = field(default_factory=dict)
+    _scope: TaskScope | None = field(default=None, repr=False, compare=False)
+
+    def checkpoint(self, state: Any) -> None:
+        """Save the task's progress: a JSON-encodable value, kept in its record (and its store, encrypted
+        like the arguments when encryption is on). A `requeue_on_interrupt` task cancelled by shutdown keeps
+        it, and reads it back from `last_checkpoint` when it runs again. TypeError if not JSON-encodable."""
+        if self._scope is None:
+            raise RuntimeError("checkpoint() needs the context of a running task (get_task_context())")
+        self._scope.save_checkpoint(state)
+
+    @property
+    def last_checkpoint(self) -> Any:
+        """The last state saved with `checkpoint()` by this task, in this run or before a restart; None if
+        it never saved one."""
+        return self._scope.load_checkpoint() if self._scope is not None else None
 
 
 class TaskScope(Protocol):
-    """What the runtime binds for a task (its actor): the record to log into, the running attempt (0-based)
-    and where log events go."""
+    """What the runtime binds for a task (its actor): the record to log into, the running attempt (0-based),
+    where log events go, and its checkpoint."""
 
     @property
     def record(self) -> TaskRecord: ...
@@ -47,6 +63,10 @@ class TaskScope(Protocol):
 
     @property
     def on_log(self) -> Callable[[TaskRecord, int, str, str, dict[str, Any]], None]: ...
+
+    def save_checkpoint(self, state: Any) -> None: ...
+
+    def load_checkpoint(self) -> Any: ...
 
 
 _current: contextvars.ContextVar[TaskScope | None] = contextvars.ContextVar("taskflow_task", default=None)
@@ -58,7 +78,7 @@ def get_task_context() -> TaskContext | None:
     if scope is None:
         return None
     record = scope.record
-    return TaskContext(record.task_id, record.func_name, scope.attempt, dict(record.tags))
+    return TaskContext(record.task_id, record.func_name, scope.attempt, dict(record.tags), scope)
 
 
 def task_log(message: str, *, level: str = "info", **extra: Any) -> None:

@@ -80,6 +80,14 @@ class ArgsCipher:
         """Decrypt what `encrypt_call()` produced; a tampered or foreign token raises `PayloadError`."""
         return decode_call(self._decrypt(token))
 
+    def encrypt(self, data: bytes) -> bytes:
+        """Encrypt other data of a task (its checkpoint) with the first key."""
+        return bytes(self._fernet.encrypt(data))
+
+    def decrypt(self, token: bytes | str) -> bytes:
+        """Decrypt what `encrypt()` produced; a tampered or foreign token raises `PayloadError`."""
+        return self._decrypt(token)
+
     def rotate(self, token: bytes | str) -> bytes:
         """Re-encrypt a token (made with any of the keys) with the first key, keeping its timestamp."""
         if self._key_count == 1:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from supervisors import Supervisor, SupervisorClosed, run_supervised
+from supervisors import Clock, Supervisor, SupervisorClosed, run_supervised
 
 from ._actor import Actor, ActorServices, make_actor
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
@@ -51,6 +51,7 @@ class Launcher:
         dispatcher: ObserverDispatcher,
         cipher: ArgsCipher | None,
         persistence: Persistence | None,
+        clock: Clock | None = None,
     ) -> None:
         self.registry = registry
         self.table = table
@@ -62,6 +63,7 @@ class Launcher:
         self.dispatcher = dispatcher
         self.cipher = cipher
         self.persistence = persistence
+        self.clock = clock  # for tasks run inline (the lifespan's supervisors have it too)
         self.root: Supervisor | None = None  # the supervision tree, while the lifespan runs
         self.supervisors: dict[str, Supervisor] = {}  # one per policy, children of the root
 
@@ -223,15 +225,17 @@ class Launcher:
         root = self.root
         assert root is not None
         definition = actor.definition
-        supervisor = self.supervisors.get(definition.policy.name)
+        group = definition.supervisor_policy
+        supervisor = self.supervisors.get(group.name)
         if supervisor is None:
-            supervisor = self.supervisors[definition.policy.name] = root.child(definition.policy)
+            supervisor = self.supervisors[group.name] = root.child(group)
         try:
             actor.handle = supervisor.start_soon(
                 actor,
                 name=definition.name,
                 key=record.task_id,
                 context=actor.take_context(),
+                policy=definition.policy if definition.group is not None else None,
             )
         except SupervisorClosed:
             self.tracker.interrupted(record, "shutdown")
@@ -247,6 +251,7 @@ class Launcher:
                 name=definition.name,
                 key=record.task_id,
                 observers=[self.tracker],
+                clock=self.clock,
             )
 
         # A task group of one, so the child runs in (a copy of) the context captured by add_task.

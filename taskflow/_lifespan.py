@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from supervisors import Policy, Supervisor
+from supervisors import Clock, Policy, Supervisor
 
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._persistence import recovery_decision
@@ -25,6 +25,8 @@ from .stores import RecoveredTask
 _store_log = logging.getLogger("taskflow.store")
 STORE_EVENT_NAME = "taskflow.store"
 """The `func_name` of the LogEvents that report the state of the task store to observers."""
+ACTOR_EVENT_PREFIX = "taskflow.actor."
+"""The `func_name` of the LogEvents reporting an actor's escalation starts with this, then its name."""
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ._lifecycle import Lifecycle
     from ._persistence import Persistence
     from ._registry import TaskRegistry
+    from ._services import Services
     from ._sinks import Durability
     from ._table import TaskTable
     from ._tracker import Tracker
@@ -99,6 +102,8 @@ class Lifespan:
         max_sync_threads: int | None,
         shutdown_grace: float,
         checkpoint_timeout: float,
+        services: Services,
+        clock: Clock | None = None,
     ) -> None:
         self.registry = registry
         self.table = table
@@ -112,6 +117,8 @@ class Lifespan:
         self.max_sync_threads = max_sync_threads
         self.shutdown_grace = shutdown_grace
         self.checkpoint_timeout = checkpoint_timeout
+        self.services = services
+        self.clock = clock
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -127,6 +134,7 @@ class Lifespan:
             observers=[self.tracker],
             shutdown_grace=self.shutdown_grace,
             checkpoint_timeout=self.checkpoint_timeout,
+            clock=self.clock,
         )
         persistence = self.persistence
         maintenance = anyio.CancelScope()
@@ -151,7 +159,11 @@ class Lifespan:
                         launcher.attach(root)
                         if persistence is not None:
                             await tg.start(maintain)  # first recovery runs before the app serves
-                        yield
+                        await self.services.start(tg, self.report_actor)
+                        try:
+                            yield
+                        finally:
+                            await self.services.stop()  # the app's services stop before tasks drain
                 finally:
                     launcher.detach()
                     maintenance.cancel()
@@ -181,6 +193,12 @@ class Lifespan:
     def mirror_key(self, key: str, holder: str | None) -> None:
         """A key claimed (holder) or released (None) on any instance, from the store's key feed."""
         self.table.mirror_key(key, holder)
+
+    def report_actor(self, name: str, message: str, level: str) -> None:
+        """Make an actor's escalation visible to observers: a `LogEvent` of the pseudo-task
+        `taskflow.actor.<name>` (empty task id); the `taskflow.actors` logger already has it."""
+        if self.dispatcher.active:
+            self.dispatcher.emit_log(LogEvent("", f"{ACTOR_EVENT_PREFIX}{name}", message, level, utcnow(), 0))
 
     def report_store_problem(self, message: str, *, level: str) -> None:
         """Make a store failure (or its recovery) visible: the `taskflow.store` logger and every observer.

@@ -120,9 +120,11 @@ class TaskConfig:
 class TaskRecord:
     """One task's state. Field order and `to_dict()` keys are those of fastapi-taskflow 0.5.0.
 
-    `args`, `kwargs`, `idempotency_key`, `encrypted_payload` and `trace_context` never appear in
-    `to_dict()`. `trace_context` is the W3C `traceparent` of the span that was current when the task was
+    `args`, `kwargs`, `idempotency_key`, `encrypted_payload`, `trace_context` and `checkpoint` never appear
+    in `to_dict()`. `trace_context` is the W3C `traceparent` of the span that was current when the task was
     submitted (None without OpenTelemetry): a task run again after a restart links its spans back to it.
+    `checkpoint` is the task's last saved progress (`get_task_context().checkpoint(state)`), encoded: JSON
+    text, or `"fernet:"` and a Fernet token of that JSON when arguments are encrypted (None until saved).
     """
 
     task_id: str
@@ -143,6 +145,7 @@ class TaskRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     status_reason: str | None = None
     trace_context: str | None = None
+    checkpoint: str | None = None
 
     @property
     def duration(self) -> float | None:

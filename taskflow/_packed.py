@@ -11,7 +11,7 @@ tracking once a collection finds only untracked items in it, and what usually re
 - the short form `(task_id, func_name, status, args, created, start, end)` is a task that ran once and
   ended with no error, logs, tags, keyword arguments or reason: the common case;
 - the long form appends `(kwargs, retries_used, error, logs, stacktrace, idempotency_key, tags,
-  encrypted_payload, attempts, status_reason, trace_context)` for the others.
+  encrypted_payload, attempts, status_reason, trace_context, checkpoint)` for the others.
 
 The collector untracks a tuple only once every item in it is an untracked tuple or an atomic value, and
 it visits a container before the items only it refers to: so the packed tuple holds no dict (a dict always
@@ -48,6 +48,7 @@ _KWARGS, _RETRIES, _ERROR, _LOGS, _STACKTRACE, IDEMPOTENCY_KEY, TAGS, _PAYLOAD, 
     _SHORT, _SHORT + 10
 )
 _TRACE = _SHORT + 10
+_CHECKPOINT = _SHORT + 11
 
 
 def _stamp(value: datetime | None) -> float | None:
@@ -99,6 +100,7 @@ def pack(record: TaskRecord) -> Packed | None:
         and record.encrypted_payload is None
         and record.status_reason is None
         and record.trace_context is None
+        and record.checkpoint is None
     ):
         return head
     packed_attempts: tuple[Any, ...] | None = None
@@ -123,6 +125,7 @@ def pack(record: TaskRecord) -> Packed | None:
         packed_attempts,
         record.status_reason,
         record.trace_context,
+        record.checkpoint,
     )
 
 
@@ -173,6 +176,7 @@ def unpack(packed: Packed) -> TaskRecord:
         ]
     record.status_reason = packed[_REASON]
     record.trace_context = packed[_TRACE]
+    record.checkpoint = packed[_CHECKPOINT]
     return record
 
 

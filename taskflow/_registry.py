@@ -50,6 +50,14 @@ class TaskDefinition:
     policy: Policy
     is_async: bool
     registered: bool
+    #: The policy whose supervisor (and limits) runs the task, when `policy` is a named policy with some
+    #: keys given inline: those apply to the task's own attempts, the limits stay the named policy's.
+    group: Policy | None = None
+
+    @property
+    def supervisor_policy(self) -> Policy:
+        """The policy of the supervisor the task is handed to (one per policy name)."""
+        return self.policy if self.group is None else self.group
 
 
 class TaskRegistry:
@@ -78,8 +86,12 @@ class TaskRegistry:
         timeout: float | None = None,
         retry_on: RetryOn = Exception,
         policy: Policy | None = None,
+        group: Policy | None = None,
     ) -> TaskDefinition:
-        """Declare `func` a task. Bad option values raise ConfigurationError naming the option."""
+        """Declare `func` a task. Bad option values raise ConfigurationError naming the option.
+
+        `group` is the named policy `policy` was made from (with some keys given inline), if any.
+        """
         if not callable(func):
             raise TypeError(f"@task must decorate a function, got {func!r}")
         task_name = name if name is not None else callable_name(func)
@@ -97,7 +109,7 @@ class TaskRegistry:
             retries=policy.retries, delay=policy.delay, backoff=policy.backoff, persist=persist,
             name=task_name, requeue_on_interrupt=requeue_on_interrupt,
         )  # fmt: skip
-        definition = TaskDefinition(func, task_name, config, policy, is_async_callable(func), True)
+        definition = TaskDefinition(func, task_name, config, policy, is_async_callable(func), True, group)
         with self._lock:
             existing = self._by_name.get(task_name)
             if existing is not None and existing.registered and existing.func is not func:

@@ -17,18 +17,19 @@ not part of the public API.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from supervisors import Policy
+from supervisors import Clock, Policy, Restart
 
 from ._actions import TaskActions
 from ._actor import Actor, ActorServices
 from ._attempt_context import bound_log_values
 from ._compat import warn_ignored_settings
 from ._compat_store import CompatTaskStore
+from ._config import UNSET, ConfigSource, TaskflowConfig, load_config, named_task_policy
 from ._counters import TaskCounters
 from ._encryption import ArgsCipher
 from ._exceptions import ConfigurationError
@@ -38,7 +39,8 @@ from ._lifespan import Lifespan, Settlement
 from ._metrics import MetricsRecorder, TaskManagerStatistics
 from ._models import TaskConfig, TaskRecord, utcnow
 from ._persistence import Persistence
-from ._registry import RetryOn, TaskRegistry
+from ._registry import RetryOn, TaskRegistry, callable_name
+from ._services import ActorStatistics, GiveUpHandler, Services, define_actor
 from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
 from ._table import TaskTable
 from ._tracker import Tracker
@@ -53,6 +55,7 @@ from .observers import (
 from .stores import Page, TaskStore, WriterStatistics
 
 F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A", bound=Callable[[], Awaitable[Any]])
 
 
 def _check_cap(name: str, value: int | None) -> None:
@@ -92,6 +95,8 @@ class TaskRuntime:
         heartbeat_interval: float = 5.0,
         heartbeat_ttl: float = 15.0,
         durable_timeout: float = 30.0,
+        config: ConfigSource = None,
+        clock: Clock | None = None,
     ) -> None:
         _check_cap("max_concurrent_tasks", max_concurrent_tasks)
         _check_cap("max_sync_threads", max_sync_threads)
@@ -125,6 +130,9 @@ class TaskRuntime:
         self.shutdown_grace = float(shutdown_grace)
         self.checkpoint_timeout = float(checkpoint_timeout)
 
+        self.config: TaskflowConfig = load_config(config)  # named policies; ConfigurationError if bad
+        self.clock = clock
+        self.services = Services(clock)  # the app's long-lived actors (`@actor`)
         self.registry = TaskRegistry()
         self.table = TaskTable(max_terminal_records=max_terminal_records)
         self._cipher = ArgsCipher(encrypt_args_key) if encrypt_args_key is not None else None
@@ -192,15 +200,20 @@ class TaskRuntime:
         tracker = Tracker(self.table, lifecycle, settlement.interrupted)
         self.launcher = Launcher(
             registry=self.registry, table=self.table, lifecycle=lifecycle, actors=actors,
-            services=ActorServices(self._on_log, cipher, persistence, keep_log_context=self._log_context),
+            services=ActorServices(
+                self._on_log, cipher, persistence,
+                keep_log_context=self._log_context, on_update=lifecycle.update,
+            ),
             durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
+            clock=self.clock,
         )  # fmt: skip
         self.lifespan = Lifespan(
             registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
             settlement=settlement, tracker=tracker, dispatcher=dispatcher, persistence=persistence,
             max_concurrent_tasks=self.max_concurrent_tasks, max_sync_threads=self.max_sync_threads,
             shutdown_grace=self.shutdown_grace, checkpoint_timeout=self.checkpoint_timeout,
+            services=self.services, clock=self.clock,
         )  # fmt: skip
         self.actions = TaskActions(
             registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
@@ -213,34 +226,84 @@ class TaskRuntime:
     def task(
         self,
         *,
-        retries: int = 0,
-        delay: float = 0.0,
-        backoff: float = 1.0,
+        retries: int = UNSET,
+        delay: float = UNSET,
+        backoff: float = UNSET,
         persist: bool = False,
         name: str | None = None,
         requeue_on_interrupt: bool = False,
-        max_delay: float | None = None,
-        jitter: float = 0.0,
-        timeout: float | None = None,
-        retry_on: RetryOn = Exception,
-        policy: Policy | None = None,
+        max_delay: float | None = UNSET,
+        jitter: float = UNSET,
+        timeout: float | None = UNSET,
+        retry_on: RetryOn = UNSET,
+        policy: Policy | str | None = None,
     ) -> Callable[[F], F]:
         """Declare a task function; it is returned unchanged and stays directly callable.
 
         `retries`, `delay`, `backoff`, `persist`, `name` and `requeue_on_interrupt` are fastapi-taskflow's;
         `max_delay`, `jitter`, `timeout` (per attempt) and `retry_on` are new, as is passing a shared
-        `supervisors.Policy` (tasks with the same policy share one supervisor and its limits).
+        `supervisors.Policy` (tasks with the same policy share one supervisor and its limits) or the name of
+        a policy declared in configuration, whose values the keywords given here override. Unset keywords
+        default to 0 retries, no delay, backoff 1, no max_delay, no jitter, no timeout, `Exception`.
         """
+        inline = {
+            "retries": retries, "delay": delay, "backoff": backoff, "max_delay": max_delay,
+            "jitter": jitter, "timeout": timeout, "retry_on": retry_on,
+        }  # fmt: skip
 
         def decorator(func: F) -> F:
+            task_name = name if name is not None else callable_name(func)
+            if isinstance(policy, str):
+                effective, group = named_task_policy(self.config, policy, inline, task_name)
+                self.registry.register(
+                    func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt,
+                    policy=effective, group=group,
+                )  # fmt: skip
+                return func
+            given: dict[str, Any] = {key: value for key, value in inline.items() if value is not UNSET}
             self.registry.register(
-                func, retries=retries, delay=delay, backoff=backoff, persist=persist, name=name,
-                requeue_on_interrupt=requeue_on_interrupt, max_delay=max_delay, jitter=jitter,
-                timeout=timeout, retry_on=retry_on, policy=policy,
+                func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt, policy=policy,
+                **given,
             )  # fmt: skip
             return func
 
         return decorator
+
+    def actor(
+        self,
+        *,
+        restart: Restart | str = "permanent",
+        policy: Policy | str | None = None,
+        name: str | None = None,
+        max_restarts: int | None = None,
+        restart_window: float | None = None,
+        on_give_up: GiveUpHandler | None = None,
+    ) -> Callable[[A], A]:
+        """Declare a long-lived service (an `async def` taking no arguments), run while the lifespan runs.
+
+        `restart="permanent"` restarts it whenever it ends, `"transient"` only when it fails, after the
+        policy's backoff. Past `max_restarts` restarts within `restart_window` seconds (the named policy's,
+        else 3 in 60 s) it gives up: logged, visible in `actor_statistics()`, and `on_give_up(stats)` is
+        called, if given (what it raises stops the runtime). The function is returned unchanged.
+        """
+
+        def decorator(func: A) -> A:
+            actor_name = name if name is not None else callable_name(func)
+            named = self.config.policy(policy) if isinstance(policy, str) else None
+            self.services.declare(
+                define_actor(
+                    func, name=actor_name, restart=restart, policy=None if named else policy,  # type: ignore[arg-type]
+                    named=named, max_restarts=max_restarts, restart_window=restart_window,
+                    on_give_up=on_give_up,
+                )
+            )  # fmt: skip
+            return func
+
+        return decorator
+
+    def actor_statistics(self) -> list[ActorStatistics]:
+        """A snapshot of each declared actor: state, restarts, last error (see `@actor`)."""
+        return self.services.statistics()
 
     # -- the lifespan ----------------------------------------------------------------------------------
 

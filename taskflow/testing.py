@@ -1,4 +1,6 @@
-"""The store contract suite, importable by anyone writing a `TaskStore`.
+"""Testing helpers: the store contract suite, for anyone writing a `TaskStore`, and helpers for testing an
+app's own tasks (`run_until_idle`, `wait_until_idle`, `TaskRecorder`; see `docs/testing` in
+docs/supervisors.md).
 
 Subclass `StoreContract` in a test module and override `store_factory`:
 
@@ -36,10 +38,14 @@ import pytest
 from ._contract_access import AccessContract
 from ._contract_optional import OptionalContract
 from ._exceptions import PayloadError
+from ._harness import RecordedChange as RecordedChange
+from ._harness import TaskRecorder as TaskRecorder
+from ._harness import run_until_idle as run_until_idle
+from ._harness import wait_until_idle as wait_until_idle
 from ._models import AttemptRecord, TaskRecord, TaskStatus
 from .stores import InvalidCursor, TaskStore
 
-__all__ = ["StoreContract"]
+__all__ = ["RecordedChange", "StoreContract", "TaskRecorder", "run_until_idle", "wait_until_idle"]
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=_UTC)
 _S = TaskStatus
@@ -116,6 +122,7 @@ class StoreContract(OptionalContract, AccessContract):
             idempotency_key="key-1", tags={"team": "a", "env": "prod"}, encrypted_payload=b"\x80gA\x00\xfe",
             attempts=[AttemptRecord(1, _T0, _T0 + timedelta(seconds=1), "first"), AttemptRecord(2, _T0)],
             status_reason="gave up", trace_context="00-" + "ab" * 16 + "-" + "cd" * 8 + "-01",
+            checkpoint='{"done": 40, "cursor": "é"}',
         )  # fmt: skip
         await store.write([record], owner="i1")
         got = await store.get("t1")

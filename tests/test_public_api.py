@@ -184,6 +184,8 @@ def test_task_manager_surface_is_the_050_api_plus_the_documented_additions() -> 
         "delete_history",
         "observer_statistics",
         "store_statistics",
+        "actor",
+        "actor_statistics",
     }
     assert methods == v050 | documented
     # The package-internal contract taskflow.web uses: collaborators, none of them a method.

@@ -78,7 +78,11 @@ _V3 = (
     "CREATE TABLE taskflow_settings (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3]
+# v4: the task's last checkpoint (JSON text, or "fernet:" and a token when arguments are encrypted), so a
+# task requeued at shutdown resumes from its saved progress (NULL until a task saves one, and in older rows).
+_V4 = ("ALTER TABLE taskflow_tasks ADD COLUMN checkpoint TEXT",)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 
@@ -106,10 +110,10 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
 COLUMNS = (
     "task_id, func_name, status, created_at, start_time, end_time, retries_used, error, stacktrace, "
     "status_reason, logs, tags, attempts, idempotency_key, call, encrypted_payload, owner, requeue, "
-    "trace_context"
+    "trace_context, checkpoint"
 )
 UPSERT = (
-    f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 19)}) "
+    f"INSERT INTO taskflow_tasks ({COLUMNS}) VALUES ({', '.join('?' * 20)}) "
     "ON CONFLICT (task_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
 )
 CHANGING_COLUMNS = (
@@ -124,6 +128,7 @@ CHANGING_COLUMNS = (
     "attempts",
     "owner",
     "requeue",
+    "checkpoint",
 )
 """What changes over a task's life. The rest (func_name, created_at, tags, idempotency_key, call,
 encrypted_payload, trace_context) is fixed when the task is made."""
@@ -191,6 +196,7 @@ def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:
         owner,
         int(requeue),
         record.trace_context,
+        record.checkpoint,
     )
 
 
@@ -209,6 +215,7 @@ def changing_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ..
         attempts,
         owner,
         int(requeue),
+        record.checkpoint,
         record.task_id,
     )
 
@@ -242,4 +249,5 @@ def from_row(row: sqlite3.Row, *, with_args: bool) -> TaskRecord:
         ],
         status_reason=row["status_reason"],
         trace_context=row["trace_context"],
+        checkpoint=row["checkpoint"],
     )

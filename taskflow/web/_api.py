@@ -24,6 +24,7 @@ from ..stores import InvalidCursor
 from ._audit import AuditLog
 from ._manager import TaskManager
 from ._payloads import record_dict
+from ._supervision import actors_payload, policies_payload
 
 MAX_PAGE = 1000
 MAX_ID_LENGTH = 64
@@ -147,6 +148,7 @@ def build_api_router(
                     "registered": d.registered,
                     "kind": "async" if d.is_async else "sync",
                     "persist": d.config.persist,
+                    "group": d.supervisor_policy.name,
                     "requeue_on_interrupt": d.config.requeue_on_interrupt,
                     "policy": {
                         "name": d.policy.name,
@@ -160,6 +162,8 @@ def build_api_router(
                 }
                 for d in manager.registry.definitions()
             ],
+            "actors": actors_payload(manager),
+            "config": policies_payload(manager),
         }
 
     @router.delete("/history", summary="Forget finished tasks older than a window")

@@ -1,4 +1,5 @@
-"""The `taskflow` command line: `taskflow demo` serves the demo with uvicorn (asyncio) or hypercorn (trio)."""
+"""The `taskflow` command line: `taskflow demo` serves the demo with uvicorn (asyncio) or hypercorn (trio);
+`taskflow policies` prints the effective named policies."""
 
 from __future__ import annotations
 
@@ -34,12 +35,22 @@ def _parser() -> argparse.ArgumentParser:
         "--db", default="taskflow-demo.db", help="SQLite file that keeps every task (default: %(default)s)"
     )
     demo.add_argument("--memory", action="store_true", help="keep tasks in memory only (no SQLite file)")
+    policies = commands.add_parser(
+        "policies",
+        help="print the effective named policies and where each value came from",
+        description="Print the named policies of taskflow.toml (or [tool.taskflow] in pyproject.toml) in "
+        "the working directory, with the TASKFLOW_POLICY_<NAME>_<KEY> environment overrides applied, and "
+        "where each value came from. Exits with status 2 and the error when the configuration is invalid.",
+    )
+    policies.add_argument("--config", default=None, help="the TOML file to read instead of searching")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `taskflow` console script and of `python -m taskflow`."""
     args = _parser().parse_args(argv)
+    if args.command == "policies":
+        return _print_policies(args.config)
     if args.command == "demo":
         return _run_demo(
             args.host,
@@ -49,6 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             backend=args.backend,
         )
     return 2  # pragma: no cover  (argparse rejects unknown commands)
+
+
+def _print_policies(path: str | None) -> int:
+    from .._config import describe_config, load_config
+    from .._exceptions import ConfigurationError
+
+    try:
+        config = load_config(path)
+    except ConfigurationError as exc:
+        print(f"taskflow: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    print(describe_config(config))
+    return 0
 
 
 def _run_demo(host: str, port: int, *, db: str | None, traffic: bool, backend: str) -> int:

@@ -16,8 +16,17 @@ from fastapi import Depends, FastAPI
 
 from taskflow import ManagedBackgroundTasks, TaskAdmin, TaskManager, task_log
 
-task_manager = TaskManager(max_terminal_records=None)
+task_manager = TaskManager(
+    max_terminal_records=None,
+    config={"policies": {"feeds": {"delay": 0.01, "max_restarts": 1, "retry_on": "ConnectionError"}}},
+)
 _seen: set[str] = set()
+
+
+@task_manager.actor(policy="feeds")
+async def feed_poller() -> None:
+    """A service that cannot reach its feed: restarted once, then given up on (the supervision view)."""
+    raise ConnectionError("feed <b>unreachable</b>")
 
 
 @task_manager.task()

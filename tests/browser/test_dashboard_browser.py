@@ -153,7 +153,8 @@ def test_markup_from_a_task_stays_text(page: Any, server: str) -> None:
 
 
 def test_filters_and_supervision_view(page: Any, server: str) -> None:
-    """The status filter narrows the table; the supervision tab lists the registered functions."""
+    """The status filter narrows the table; the supervision tab lists the registered functions, the actors
+    (one that gave up, with its last error as text) and the configured policies with their sources."""
     start(server, "flaky", "filter")
     open_dashboard(page, server)
     page.locator("#chart-throughput rect").first.wait_for()
@@ -169,6 +170,12 @@ def test_filters_and_supervision_view(page: Any, server: str) -> None:
     page.locator('nav [data-tab="supervision"]').click()
     page.locator("#functions tbody tr", has_text="flaky").wait_for()
     page.locator("#supervisors tbody tr", has_text="taskflow").first.wait_for()
+    actor = page.locator("#actors tbody tr.gave-up", has_text="feed_poller")
+    actor.wait_for()
+    assert "ConnectionError: feed <b>unreachable</b>" in actor.inner_text()
+    assert page.locator("#actors b").count() == 0
+    page.locator("#policies tbody tr", has_text="retry_on").wait_for()
+    assert "TaskManager(config=...) [policies.feeds]" in page.locator("#policies tbody").inner_text()
     screenshot(page, "supervision")
 
 

@@ -67,6 +67,7 @@ RECORDS = {
         status_reason="shutdown",
     ),
     "traced": finished(trace_context="00-" + "1" * 32 + "-" + "2" * 16 + "-01"),
+    "checkpointed": finished(checkpoint='{"done": 3}'),
 }
 
 
@@ -86,10 +87,11 @@ def test_a_packed_record_unpacks_equal(name: str) -> None:
 
 
 def test_the_common_record_takes_the_short_form() -> None:
-    """A task that ran once without error, logs or tags packs to seven items, the others to eighteen."""
+    """A task that ran once without error, logs or tags packs to seven items, the others to nineteen."""
     assert len(pack(RECORDS["succeeded once"]) or ()) == 7
-    assert len(pack(RECORDS["failed after a retry"]) or ()) == 18
-    assert len(pack(RECORDS["traced"]) or ()) == 18
+    assert len(pack(RECORDS["failed after a retry"]) or ()) == 19
+    assert len(pack(RECORDS["traced"]) or ()) == 19
+    assert len(pack(RECORDS["checkpointed"]) or ()) == 19
 
 
 def test_times_survive_the_float_round_trip_exactly() -> None:

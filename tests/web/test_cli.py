@@ -37,7 +37,7 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 def test_every_option_has_help_text() -> None:
     """Each option of each command explains itself in `--help`."""
     parsers = _parsers(_parser())
-    assert [p.prog for p in parsers] == ["taskflow", "taskflow demo"]
+    assert [p.prog for p in parsers] == ["taskflow", "taskflow demo", "taskflow policies"]
     silent = [
         f"{p.prog} {'/'.join(a.option_strings) or a.dest}"
         for p in parsers

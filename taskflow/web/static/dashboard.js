@@ -618,6 +618,30 @@ async function loadSupervision() {
     h("td", { class: "num" }, opt(f.policy.jitter)), h("td", { class: "num" }, opt(f.policy.timeout)),
     h("td", {}, f.persist ? "yes" : "no"), h("td", {}, f.requeue_on_interrupt ? "yes" : "no"))));
   for (const f of data.functions) if (!state.functions.has(f.name)) addFunctionOption(f.name);
+  renderActors(data.actors || []);
+  renderPolicies(data.config || { source: null, policies: [] });
+}
+
+function renderActors(actors) {
+  const rows = actors.map((a) => h("tr", { class: a.state === "gave_up" ? "gave-up" : "" },
+    h("td", { class: "mono" }, a.name), h("td", {}, a.state), h("td", {}, a.restart), h("td", {}, a.policy),
+    h("td", { class: "num" }, String(a.restarts)), h("td", { class: "num" }, String(a.failures_in_row)),
+    h("td", {}, `${a.max_restarts} in ${a.restart_window} s`), h("td", { class: "mono" }, a.last_error || "–")));
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No actors declared.")));
+  $("#actors tbody").replaceChildren(...rows);
+}
+
+function renderPolicies(config) {
+  $("#config-source").textContent = config.source ? `(${config.source})` : "(no configuration file)";
+  const rows = [];
+  for (const p of config.policies) {
+    for (const [key, value] of Object.entries(p.values)) {
+      rows.push(h("tr", {}, h("td", { class: "mono" }, p.name), h("td", {}, key),
+        h("td", { class: "num" }, value === null ? "–" : String(value)), h("td", { class: "muted" }, p.sources[key])));
+    }
+  }
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No named policies.")));
+  $("#policies tbody").replaceChildren(...rows);
 }
 
 let supervisionTimer = null;

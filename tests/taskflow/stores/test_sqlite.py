@@ -40,6 +40,13 @@ INSERT INTO taskflow_tags VALUES ('old-1', 'team', 'a');
 PRAGMA user_version = 1;
 """
 
+# What v2 added, as released.
+V2_DDL = """
+ALTER TABLE taskflow_tasks ADD COLUMN trace_context TEXT;
+UPDATE taskflow_tasks SET trace_context = 'tp';
+PRAGMA user_version = 2;
+"""
+
 
 def _raw(path: Path, script: str) -> None:
     conn = sqlite3.connect(path)
@@ -95,6 +102,26 @@ async def test_a_v1_file_gains_the_audit_and_session_tables(tmp_path: Path) -> N
     finally:
         await store.close()
     assert _user_version(path) >= 2
+
+
+async def test_opens_a_v2_file_and_adds_the_checkpoint_column(tmp_path: Path) -> None:
+    """A file at schema v2 (trace_context, no checkpoint) migrates to the latest version; its rows read
+    back without a checkpoint and keep one once written."""
+    path = tmp_path / "v2.db"
+    _raw(path, V1_DDL + V2_DDL)
+    assert _user_version(path) == 2
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        record = await store.get("old-1")
+        assert record is not None and (record.trace_context, record.checkpoint) == ("tp", None)
+        record.checkpoint = '{"page": 7}'
+        await store.write([record], owner="me")
+        again = await store.get("old-1")
+        assert again is not None and again.checkpoint == '{"page": 7}'
+    finally:
+        await store.close()
+    assert _user_version(path) == _sqlite_schema.schema_version()
 
 
 async def test_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
