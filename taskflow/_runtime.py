@@ -292,7 +292,8 @@ class TaskRuntime:
         return await self.actions.delete_history(cutoff)
 
     async def flush_observers(self) -> None:
-        """Deliver every queued observer event now (handy in tests)."""
+        """Deliver every queued observer event (and listener change) now (handy in tests)."""
+        self.lifecycle.flush()
         await self._dispatcher.drain()
 
     # -- log lines (from the tasks' scope) -------------------------------------------------------------
