@@ -108,7 +108,9 @@ class Lifecycle:
         self.sinks = tuple(sinks)
         at_once = [s for s in self.sinks if not getattr(s, "per_tick", False)]
         self._per_tick = tuple(s for s in self.sinks if getattr(s, "per_tick", False))
-        self._routes: dict[ChangeKind, dict[TaskStatus, Route]] = {
+        # One table per kind, picked by the caller: looking up a plain Enum member in a dict would call
+        # its Python-level __hash__ on every change.
+        routes = {
             kind: {
                 status: (
                     tuple(s for s in at_once if _wants(s, kind, status)),
@@ -118,6 +120,10 @@ class Lifecycle:
             }
             for kind in ChangeKind
         }
+        self._on_added = routes[ChangeKind.ADDED]
+        self._on_moved = routes[ChangeKind.MOVED]
+        self._on_updated = routes[ChangeKind.UPDATED]
+        self._on_requeued = routes[ChangeKind.REQUEUED]
         self._pending: list[TaskChange] = []  # changes for the per-tick sinks, not handed over yet
         self._lock = threading.Lock()  # guards `_pending` against worker threads (the loop's own need none)
         self._loop_thread: int | None = None
@@ -148,35 +154,35 @@ class Lifecycle:
                 sink.take(batch)
 
     def _later(self, change: TaskChange) -> None:
-        if threading.get_ident() == self._loop_thread:
-            # On the loop thread only the loop's own callbacks run, flush included: no lock needed.
-            pending = self._pending
-            pending.append(change)
-            if len(pending) == 1 and self._soon is not None:
-                self._soon(self.flush)
-            return
+        """Queue a change for the per-tick sinks from another thread (at once if no loop is bound)."""
         with self._lock:
             soon = self._soon_threadsafe
             if soon is None:  # no loop bound: at once, in this thread
                 batch: Sequence[TaskChange] = (change,)
             else:
-                self._pending.append(change)
-                if len(self._pending) > 1:
+                pending = self._pending
+                if pending:
+                    pending.append(change)
                     return  # a flush is on its way
-                batch = ()
-        if soon is not None:
-            try:
-                soon(self.flush)
-                return
-            except Exception:  # the loop is closing: hand over from here
-                self.flush()
-                return
-        for sink in self._per_tick:
-            sink.take(batch)
+                pending.append(change)
+        if soon is None:
+            for sink in self._per_tick:
+                sink.take(batch)
+            return
+        try:
+            soon(self.flush)
+        except Exception:  # the loop is closing: hand over from here
+            self.flush()
 
-    def _emit(self, kind: ChangeKind, record: TaskRecord, previous: TaskStatus | None) -> None:
+    def _emit(
+        self,
+        kind: ChangeKind,
+        routes: dict[TaskStatus, Route],
+        record: TaskRecord,
+        previous: TaskStatus | None,
+    ) -> None:
         status = record.status
-        at_once, per_tick = self._routes[kind][status]
+        at_once, per_tick = routes[status]
         if not at_once and not per_tick:
             return
         change: TaskChange = _new_change(
@@ -187,7 +193,14 @@ class Lifecycle:
             for sink in at_once:
                 sink.take(batch)
         if per_tick:
-            self._later(change)
+            if threading.get_ident() == self._loop_thread:
+                # On the loop's thread only the loop's own callbacks run, flush included: no lock needed.
+                pending = self._pending
+                if not pending and self._soon is not None:
+                    self._soon(self.flush)
+                pending.append(change)
+            else:
+                self._later(change)
 
     def admit(
         self, record: TaskRecord, *, status: TaskStatus | None = None, unless_key_held: bool = False
@@ -207,7 +220,7 @@ class Lifecycle:
                 return holder
         else:
             self.table.add(record)
-        self._emit(ChangeKind.ADDED, record, None)
+        self._emit(ChangeKind.ADDED, self._on_added, record, None)
         return None
 
     def move(self, record: TaskRecord, status: TaskStatus) -> None:
@@ -216,7 +229,7 @@ class Lifecycle:
         if status not in ALLOWED_TRANSITIONS[previous]:
             raise IllegalTransition(f"task {record.task_id}: {previous.value} -> {status.value}")
         self.table.set_status(record, status)
-        self._emit(ChangeKind.MOVED, record, previous)
+        self._emit(ChangeKind.MOVED, self._on_moved, record, previous)
 
     def finish(
         self,
@@ -244,7 +257,7 @@ class Lifecycle:
 
     def update(self, record: TaskRecord) -> None:
         """Report new content of a record whose status did not change (a retry scheduled, a log line)."""
-        self._emit(ChangeKind.UPDATED, record, record.status)
+        self._emit(ChangeKind.UPDATED, self._on_updated, record, record.status)
 
     def requeue(self, record: TaskRecord, reason: str) -> None:
         """Keep a task stopped by shutdown for the next start: PENDING, saved to be run again."""
@@ -255,4 +268,4 @@ class Lifecycle:
         if previous is TaskStatus.RUNNING:
             record.logs.append(f"--- Requeued: interrupted by {reason} ---")
             self.table.set_status(record, TaskStatus.PENDING)
-        self._emit(ChangeKind.REQUEUED, record, previous)
+        self._emit(ChangeKind.REQUEUED, self._on_requeued, record, previous)
