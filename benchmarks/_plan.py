@@ -95,9 +95,11 @@ W1 = Workload(
         },
     ),
 )
+_SERVERS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
 W2 = Workload(
     "2",
-    "HTTP load: uvicorn on 127.0.0.1, wrk 16 connections, one small async task a request",
+    "HTTP load: uvicorn or hypercorn (asyncio / trio worker) on 127.0.0.1, wrk 16 connections, "
+    "one small async task a request",
     "w2_http.py",
     "requests_per_s",
     "req/s",
@@ -105,7 +107,13 @@ W2 = Workload(
     ("p50_ms", "p99_ms"),
     quick_args=("--duration", "3", "--warmup", "1"),
     timeout=120,
-    cases=_cases("2", {s: [{}] for s in SYSTEMS if s != "b2-anyio"}),
+    cases=_cases(
+        "2",
+        {
+            **{s: _grid(server=_SERVERS) for s in ("b0", "b1", "b2", "taskflow")},
+            **_ft(_grid(server=("uvicorn",))),  # hypercorn is not installed in their environments
+        },
+    ),
 )
 W3 = Workload(
     "3",
