@@ -1,7 +1,8 @@
 """What runs: the seven workloads of issue 6, and for each the cases (system x variant) side by side.
 
 A case is one system under one variant (body, injection, backend, mode...). Systems:
-`b0` (no task), `b1` (plain BackgroundTasks), `b2` (bare spawn, the floor), `taskflow` (this repo),
+`b0` (no task), `b1` (plain BackgroundTasks), `b2` (the backend's native spawn, the floor), `b2-anyio`
+(the same spawn through anyio, a reference), `taskflow` (this repo),
 `ft-0.5.0` and `ft-latest` (fastapi-taskflow from PyPI, each in its own venv). Ratios are taken against
 the b1 case with the same variant (keys that b1 has no use for, like the injection style, are ignored).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import product
 
-SYSTEMS = ("b0", "b1", "b2", "taskflow", "ft-0.5.0", "ft-latest")
+SYSTEMS = ("b0", "b1", "b2", "b2-anyio", "taskflow", "ft-0.5.0", "ft-latest")
 COMPETITORS = {"ft-0.5.0": "0.5.0", "ft-latest": "latest"}
 
 
@@ -86,6 +87,7 @@ W1 = Workload(
             "b0": _grid(body=("async",), backend=("asyncio", "trio")),
             "b1": _grid(body=("async", "sync"), backend=("asyncio", "trio")),
             "b2": _grid(body=("async", "sync"), backend=("asyncio", "trio")),
+            "b2-anyio": _grid(body=("async", "sync"), backend=("asyncio", "trio")),
             "taskflow": _grid(
                 body=("async", "sync"), injection=("depends", "annotation"), backend=("asyncio", "trio")
             ),
@@ -93,9 +95,11 @@ W1 = Workload(
         },
     ),
 )
+_SERVERS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
 W2 = Workload(
     "2",
-    "HTTP load: uvicorn on 127.0.0.1, wrk 16 connections, one small async task a request",
+    "HTTP load: uvicorn or hypercorn (asyncio / trio worker) on 127.0.0.1, wrk 16 connections, "
+    "one small async task a request",
     "w2_http.py",
     "requests_per_s",
     "req/s",
@@ -103,17 +107,23 @@ W2 = Workload(
     ("p50_ms", "p99_ms"),
     quick_args=("--duration", "3", "--warmup", "1"),
     timeout=120,
-    cases=_cases("2", {s: [{}] for s in SYSTEMS}),
+    cases=_cases(
+        "2",
+        {
+            **{s: _grid(server=_SERVERS) for s in ("b0", "b1", "b2", "taskflow")},
+            **_ft(_grid(server=("uvicorn",))),  # hypercorn is not installed in their environments
+        },
+    ),
 )
 W3 = Workload(
     "3",
-    "persisted tasks on SQLite (persist=True): 100 requests x 20 tasks",
+    "persisted tasks on SQLite (persist=True): 100 requests x 20 tasks, from 1 or 16 concurrent clients",
     "w3_persist.py",
     "tasks_per_s",
     "tasks/s",
     False,
     ("durable_before_response", "persisted_after_shutdown"),
-    cases=_cases("3", {s: [{}] for s in SYSTEMS if s != "b0"}),
+    cases=_cases("3", {s: _grid(clients=("1", "16")) for s in SYSTEMS if s not in ("b0", "b2-anyio")}),
 )
 W4 = Workload(
     "4",
@@ -172,7 +182,7 @@ W7 = Workload(
     True,
     ("lost_tasks", "running_at_sigterm"),
     timeout=120,
-    cases=_cases("7", {s: [{}] for s in SYSTEMS if s != "b0"}),
+    cases=_cases("7", {s: [{}] for s in SYSTEMS if s not in ("b0", "b2-anyio")}),
 )
 
 WORKLOADS = {w.key: w for w in (W1, W2, W3, W4, W5, W6, W7)}

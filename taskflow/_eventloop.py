@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import anyio.lowlevel
 
-__all__ = ["current_backend", "threadsafe_caller"]
+__all__ = ["current_backend", "loop_caller", "threadsafe_caller"]
 
 
 def _native_token() -> Any:
@@ -32,4 +32,13 @@ def threadsafe_caller() -> Callable[[Callable[[], None]], object]:
     if isinstance(token, asyncio.AbstractEventLoop):
         return token.call_soon_threadsafe
     run_sync_soon: Callable[[Callable[[], None]], object] = token.run_sync_soon  # trio.lowlevel.TrioToken
+    return run_sync_soon
+
+
+def loop_caller() -> Callable[[Callable[[], None]], object]:
+    """The running loop's cheapest way to call a function soon, from the loop's own thread only."""
+    token = _native_token()
+    if isinstance(token, asyncio.AbstractEventLoop):
+        return token.call_soon
+    run_sync_soon: Callable[[Callable[[], None]], object] = token.run_sync_soon  # trio has only this one
     return run_sync_soon

@@ -6,18 +6,25 @@ immutable `TaskChange`, which is handed to every sink in the list the runtime bu
 the settlement of finished tasks (actors and metrics), the observers, the listeners (the dashboard bus).
 A sink that has nothing to do for a runtime (no store, no observers) is not in the list.
 
-Sinks take a sequence of changes (`take(changes)`): the lifecycle hands over each change as it happens, and
-a producer with many changes at once (adoption, shutdown) hands them over together; a sink that can batch
-(the observer dispatcher, the dashboard bus) queues them and does its work on its own schedule.
+Sinks take a sequence of changes (`take(changes)`). A sink may say which changes it wants (`wants(kind,
+status)`, asked once per kind and status when the lifecycle is built): a change no sink wants is not even
+built. A sink whose work is not needed at the moment of the change (the listeners: the dashboard's bus) says
+`per_tick = True`; while the lifespan runs (`bind_loop` / `unbind_loop`), such sinks get the changes of one
+turn of the event loop together, in order, and at once when no loop is bound. The other sinks (the store,
+the settlement, the observers) get each change as it happens, because what they do is read right after it
+(a durable task's RUNNING commit gates its body; a request's durable records are committed before its
+response).
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
+from ._eventloop import loop_caller, threadsafe_caller
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._table import TaskTable
 from ._traceback import error_text
@@ -71,11 +78,26 @@ class TaskChange(NamedTuple):
     at: float
 
 
+_new_change = tuple.__new__  # builds a TaskChange in one C call (its generated __new__ is Python code)
+
+
 class Sink(Protocol):
     """A consumer of task changes. `take` is called on the event loop, or on a worker thread for the
-    changes made there (submissions from sync routes, log lines of sync tasks); it must not raise."""
+    changes made there (submissions from sync routes, log lines of sync tasks); it must not raise.
+
+    Optional, read once by the lifecycle: `wants(kind, status) -> bool` (the changes it takes; default
+    all) and `per_tick = True` (it takes the changes of one turn of the event loop together)."""
 
     def take(self, changes: Sequence[TaskChange]) -> None: ...
+
+
+Route = tuple[tuple[Sink, ...], bool]
+"""For one kind of change to one status: the sinks that take it at once, and whether per-tick sinks do."""
+
+
+def _wants(sink: Sink, kind: ChangeKind, status: TaskStatus) -> bool:
+    wants: Callable[[ChangeKind, TaskStatus], bool] | None = getattr(sink, "wants", None)
+    return True if wants is None else wants(kind, status)
 
 
 class Lifecycle:
@@ -84,11 +106,101 @@ class Lifecycle:
     def __init__(self, table: TaskTable, sinks: Sequence[Sink]) -> None:
         self.table = table
         self.sinks = tuple(sinks)
+        at_once = [s for s in self.sinks if not getattr(s, "per_tick", False)]
+        self._per_tick = tuple(s for s in self.sinks if getattr(s, "per_tick", False))
+        # One table per kind, picked by the caller: looking up a plain Enum member in a dict would call
+        # its Python-level __hash__ on every change.
+        routes = {
+            kind: {
+                status: (
+                    tuple(s for s in at_once if _wants(s, kind, status)),
+                    any(_wants(s, kind, status) for s in self._per_tick),
+                )
+                for status in TaskStatus
+            }
+            for kind in ChangeKind
+        }
+        self._on_added = routes[ChangeKind.ADDED]
+        self._on_moved = routes[ChangeKind.MOVED]
+        self._on_updated = routes[ChangeKind.UPDATED]
+        self._on_requeued = routes[ChangeKind.REQUEUED]
+        self._pending: list[TaskChange] = []  # changes for the per-tick sinks, not handed over yet
+        self._lock = threading.Lock()  # guards `_pending` against worker threads (the loop's own need none)
+        self._loop_thread: int | None = None
+        self._soon: Callable[[Callable[[], None]], object] | None = None
+        self._soon_threadsafe: Callable[[Callable[[], None]], object] | None = None
 
-    def _emit(self, kind: ChangeKind, record: TaskRecord, previous: TaskStatus | None) -> None:
-        batch = (TaskChange(kind, record.task_id, previous, record.status, record, time.time()),)
-        for sink in self.sinks:
-            sink.take(batch)
+    # -- batching per turn of the event loop -----------------------------------------------------------
+
+    def bind_loop(self) -> None:
+        """From now on, hand the per-tick sinks their changes once per turn of the running event loop."""
+        with self._lock:
+            self._loop_thread = threading.get_ident()
+            self._soon = loop_caller()
+            self._soon_threadsafe = threadsafe_caller()
+
+    def unbind_loop(self) -> None:
+        """Hand over what is pending, and every later change at once (the lifespan ends)."""
+        with self._lock:
+            self._loop_thread = self._soon = self._soon_threadsafe = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand the pending changes to the per-tick sinks now, in order."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if batch:
+            for sink in self._per_tick:
+                sink.take(batch)
+
+    def _later(self, change: TaskChange) -> None:
+        """Queue a change for the per-tick sinks from another thread (at once if no loop is bound)."""
+        with self._lock:
+            soon = self._soon_threadsafe
+            if soon is None:  # no loop bound: at once, in this thread
+                batch: Sequence[TaskChange] = (change,)
+            else:
+                pending = self._pending
+                if pending:
+                    pending.append(change)
+                    return  # a flush is on its way
+                pending.append(change)
+        if soon is None:
+            for sink in self._per_tick:
+                sink.take(batch)
+            return
+        try:
+            soon(self.flush)
+        except Exception:  # the loop is closing: hand over from here
+            self.flush()
+
+    def _emit(
+        self,
+        kind: ChangeKind,
+        routes: dict[TaskStatus, Route],
+        record: TaskRecord,
+        previous: TaskStatus | None,
+    ) -> None:
+        status = record.status
+        at_once, per_tick = routes[status]
+        if not at_once and not per_tick:
+            return
+        change: TaskChange = _new_change(
+            TaskChange, (kind, record.task_id, previous, status, record, time.time())
+        )
+        if at_once:
+            batch = (change,)
+            for sink in at_once:
+                sink.take(batch)
+        if per_tick:
+            if threading.get_ident() == self._loop_thread:
+                # On the loop's thread only the loop's own callbacks run, flush included: no lock needed.
+                pending = self._pending
+                if not pending and self._soon is not None:
+                    self._soon(self.flush)
+                pending.append(change)
+            else:
+                self._later(change)
 
     def admit(
         self, record: TaskRecord, *, status: TaskStatus | None = None, unless_key_held: bool = False
@@ -108,7 +220,7 @@ class Lifecycle:
                 return holder
         else:
             self.table.add(record)
-        self._emit(ChangeKind.ADDED, record, None)
+        self._emit(ChangeKind.ADDED, self._on_added, record, None)
         return None
 
     def move(self, record: TaskRecord, status: TaskStatus) -> None:
@@ -117,7 +229,7 @@ class Lifecycle:
         if status not in ALLOWED_TRANSITIONS[previous]:
             raise IllegalTransition(f"task {record.task_id}: {previous.value} -> {status.value}")
         self.table.set_status(record, status)
-        self._emit(ChangeKind.MOVED, record, previous)
+        self._emit(ChangeKind.MOVED, self._on_moved, record, previous)
 
     def finish(
         self,
@@ -145,7 +257,7 @@ class Lifecycle:
 
     def update(self, record: TaskRecord) -> None:
         """Report new content of a record whose status did not change (a retry scheduled, a log line)."""
-        self._emit(ChangeKind.UPDATED, record, record.status)
+        self._emit(ChangeKind.UPDATED, self._on_updated, record, record.status)
 
     def requeue(self, record: TaskRecord, reason: str) -> None:
         """Keep a task stopped by shutdown for the next start: PENDING, saved to be run again."""
@@ -156,4 +268,4 @@ class Lifecycle:
         if previous is TaskStatus.RUNNING:
             record.logs.append(f"--- Requeued: interrupted by {reason} ---")
             self.table.set_status(record, TaskStatus.PENDING)
-        self._emit(ChangeKind.REQUEUED, record, previous)
+        self._emit(ChangeKind.REQUEUED, self._on_requeued, record, previous)

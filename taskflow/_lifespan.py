@@ -148,6 +148,7 @@ class Lifespan:
             # Opened before the task group (open is idempotent): a bad store path fails as one clear
             # error, not wrapped in an ExceptionGroup.
             await persistence.store.open()
+        self.lifecycle.bind_loop()  # listeners get each turn's changes together while the lifespan runs
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.dispatcher.run)
@@ -172,6 +173,7 @@ class Lifespan:
                         await persistence.close()
                     tg.cancel_scope.cancel()
         finally:
+            self.lifecycle.unbind_loop()
             if persistence is not None:
                 await persistence.close_store()
 

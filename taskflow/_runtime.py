@@ -378,7 +378,8 @@ class TaskRuntime:
         return self._persistence.statistics() if self._persistence is not None else None
 
     async def flush_observers(self) -> None:
-        """Deliver every queued observer event now (handy in tests)."""
+        """Deliver every queued observer event (and listener change) now (handy in tests)."""
+        self.lifecycle.flush()
         await self._dispatcher.drain()
 
     # -- log lines (from the tasks' scope) -------------------------------------------------------------

@@ -102,6 +102,10 @@ class SettleSink:
         self.actors = actors
         self.metrics = metrics
 
+    @staticmethod
+    def wants(kind: ChangeKind, status: TaskStatus) -> bool:
+        return kind is _REQUEUED or (kind is not _UPDATED and status.is_terminal)
+
     def take(self, changes: Sequence[TaskChange]) -> None:
         for kind, task_id, _, status, record, _ in changes:
             if kind is _UPDATED:
@@ -121,6 +125,10 @@ class ObserverSink:
     def __init__(self, dispatcher: ObserverDispatcher, actors: dict[str, Actor]) -> None:
         self.dispatcher = dispatcher
         self.actors = actors
+
+    @staticmethod
+    def wants(kind: ChangeKind, status: TaskStatus) -> bool:
+        return kind is not _UPDATED and not (kind is _ADDED and status is TaskStatus.PENDING)
 
     def take(self, changes: Sequence[TaskChange]) -> None:
         for kind, task_id, _, status, record, at in changes:
@@ -147,7 +155,10 @@ class ObserverSink:
 
 class ListenerSink:
     """The sinks that come and go while the runtime lives (the dashboard's change bus): each gets every
-    change; one that raises is logged and keeps its place."""
+    change; one that raises is logged and keeps its place. None of them needs a change the moment it
+    happens, so they take the changes of one turn of the event loop together (`per_tick`)."""
+
+    per_tick = True
 
     def __init__(self) -> None:
         self._sinks: tuple[Sink, ...] = ()

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import socket
 import sys
 import time
@@ -136,8 +137,53 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(app: Any, port: int) -> None:
-    """Run uvicorn on 127.0.0.1 in this process until SIGTERM, with the same stack in every venv."""
+SERVERS = ("uvicorn", "hypercorn-asyncio", "hypercorn-trio")
+
+
+def serve(app: Any, port: int, server: str = "uvicorn") -> None:
+    """Run `server` on 127.0.0.1 in this process until SIGTERM, with the same stack in every venv.
+
+    uvicorn runs asyncio with httptools (h11 when it is missing); hypercorn runs its asyncio or its trio
+    worker (h11), the lifespan on, so the same app is measured on both event loops."""
+    if server == "uvicorn":
+        _serve_uvicorn(app, port)
+        return
+    if server not in SERVERS:
+        raise SystemExit(f"unknown server {server!r}; pick one of {', '.join(SERVERS)}")
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.loglevel = "WARNING"
+    os.environ["BENCH_HTTP"] = server
+    if server == "hypercorn-asyncio":
+        import asyncio
+
+        from hypercorn.asyncio import serve as serve_asyncio
+
+        async def main_asyncio() -> None:
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await serve_asyncio(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+        asyncio.run(main_asyncio())
+        return
+    import trio
+    from hypercorn.trio import serve as serve_trio
+
+    async def stop_on_sigterm() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for _ in signals:
+                return
+
+    async def main_trio() -> None:
+        await serve_trio(app, config, shutdown_trigger=stop_on_sigterm)  # type: ignore[arg-type]
+
+    trio.run(main_trio)
+
+
+def _serve_uvicorn(app: Any, port: int) -> None:
     import uvicorn
 
     try:

@@ -5,7 +5,10 @@ adds `n` tasks `funcs[name](start + i)`; what changes is who runs them:
 
 - `b0`: the route adds nothing (the cost of the request alone);
 - `b1`: FastAPI's plain `BackgroundTasks` (Starlette runs them one after another after the response);
-- `b2`: a bare spawn into a task group that the lifespan owns (the floor: no tracking, no retries);
+- `b2`: the backend's native spawn, the floor (no tracking, no retries): asyncio's `loop.create_task`, a
+  trio nursery's `start_soon`; sync bodies go to `loop.run_in_executor` / `trio.to_thread.run_sync`;
+- `b2-anyio`: the same spawn through anyio (`TaskGroup.start_soon`, `anyio.to_thread.run_sync`), kept as a
+  reference row: what anyio's portable layer costs on top of the native spawn;
 - `taskflow` / `fastapi_taskflow`: a `TaskManager` with `TaskAdmin`, either injection style.
 
 This file runs inside the competitors' virtual environments too, so it imports `taskflow` or
@@ -13,6 +16,8 @@ This file runs inside the competitors' virtual environments too, so it imports `
 No `from __future__ import annotations` here: FastAPI must see the route closures' real annotations.
 """
 
+import asyncio
+import concurrent.futures
 import importlib
 import threading
 from collections import Counter as _Tally
@@ -24,7 +29,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import BackgroundTasks, Depends, FastAPI
 
-SYSTEMS = ("b0", "b1", "b2", "taskflow", "fastapi_taskflow")
+SYSTEMS = ("b0", "b1", "b2", "b2-anyio", "taskflow", "fastapi_taskflow")
 MANAGED = ("taskflow", "fastapi_taskflow")
 
 
@@ -103,8 +108,8 @@ def version_of(system: str) -> str | None:
         return None
 
 
-def _spawner(sync_threads: int | None) -> tuple[Callable[..., None], Callable[[], AsyncIterator[None]]]:
-    """b2: spawn each call into a task group opened by the lifespan; sync bodies go to a thread."""
+def _anyio_spawner(sync_threads: int | None) -> tuple[Callable[..., None], Callable[[], AsyncIterator[None]]]:
+    """b2-anyio: spawn each call into an anyio task group the lifespan opened; sync bodies go to a thread."""
     state: dict[str, Any] = {}
     limiter_size = sync_threads or 40  # anyio's default thread limiter
 
@@ -124,6 +129,67 @@ def _spawner(sync_threads: int | None) -> tuple[Callable[..., None], Callable[[]
             state["tg"] = tg
             yield
             tg.cancel_scope.cancel()  # the floor keeps nothing: whatever still runs is dropped
+
+    return spawn, lifespan
+
+
+def _native_spawner(
+    sync_threads: int | None,
+) -> tuple[Callable[..., None], Callable[[], AsyncIterator[None]]]:
+    """b2: the backend's own spawn, no anyio in between (asyncio tasks or a trio nursery).
+
+    Sync bodies run on a pool of `sync_threads` threads (40, anyio's default, when unset): asyncio's
+    `run_in_executor` on a `ThreadPoolExecutor`, trio's `to_thread.run_sync` under a `CapacityLimiter`."""
+    state: dict[str, Any] = {}
+    threads = sync_threads or 40
+
+    def spawn(func: Callable[..., Any], *args: Any) -> None:
+        state["spawn"](func, *args)
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            tasks: set[asyncio.Future[Any]] = set()  # strong references, as asyncio's docs ask
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
+
+            def spawn_asyncio(func: Callable[..., Any], *args: Any) -> None:
+                if getattr(func, "is_sync", False):
+                    future: asyncio.Future[Any] = loop.run_in_executor(pool, func, *args)
+                else:
+                    future = loop.create_task(func(*args))
+                tasks.add(future)
+                future.add_done_callback(tasks.discard)
+
+            state["spawn"] = spawn_asyncio
+            try:
+                yield
+            finally:
+                for future in list(tasks):  # the floor keeps nothing: whatever still runs is dropped
+                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
+            return
+        import trio
+
+        limiter = trio.CapacityLimiter(threads)
+
+        async def in_thread(func: Callable[..., Any], *args: Any) -> None:
+            await trio.to_thread.run_sync(func, *args, limiter=limiter)
+
+        async with trio.open_nursery() as nursery:
+
+            def spawn_trio(func: Callable[..., Any], *args: Any) -> None:
+                if getattr(func, "is_sync", False):
+                    nursery.start_soon(in_thread, func, *args)
+                else:
+                    nursery.start_soon(func, *args)
+
+            state["spawn"] = spawn_trio
+            yield
+            nursery.cancel_scope.cancel()
 
     return spawn, lifespan
 
@@ -199,8 +265,9 @@ def build(
 def _build_baseline(
     system: str, funcs: dict[str, Callable[..., Any]], sync_threads: int | None, keep_ids: bool
 ) -> Sut:
-    spawn, lifespan = _spawner(sync_threads)
-    app = FastAPI(lifespan=lifespan) if system == "b2" else FastAPI()
+    spawner = _native_spawner if system == "b2" else _anyio_spawner
+    spawn, lifespan = spawner(sync_threads)
+    app = FastAPI(lifespan=lifespan) if system in ("b2", "b2-anyio") else FastAPI()
     sut = Sut(system, app, keep_ids=keep_ids)
 
     if system == "b0":

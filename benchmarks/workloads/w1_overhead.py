@@ -44,19 +44,23 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         await wait_until(lambda: progress.done >= warm_expected, 30)
         base = progress.done
         gc.collect()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in range(requests):
             await add(client, func, per_request, r * per_request)
         completed = await wait_until(lambda: progress.done - base >= expected, 60)
         completed = completed and await wait_until(sut.settled, 30, poll=0.001)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         statuses = sut.statuses()
     tasks = requests * per_request
     ok = completed and progress.done - base == expected
     if args.system in MANAGED:
         ok = ok and statuses.get("success") == expected + warm_expected and not statuses.get("failed")
     return {
-        "metrics": {"us_per_task": elapsed / tasks * 1e6, "elapsed_s": elapsed},
+        "metrics": {
+            "us_per_task": elapsed / tasks * 1e6,
+            "cpu_us_per_task": cpu / tasks * 1e6,
+            "elapsed_s": elapsed,
+        },
         "checks": {
             "ok": ok,
             "expected": expected,

@@ -1,4 +1,6 @@
-"""Workload 2, HTTP load: uvicorn on 127.0.0.1 and `wrk` at 16 connections, one small async task a request.
+"""Workload 2, HTTP load: a server on 127.0.0.1 and `wrk` at 16 connections, one small async task a request.
+
+The server is uvicorn (asyncio, httptools) or hypercorn with its asyncio or its trio worker (`--server`).
 
 The script starts itself as the server (`--role server`, same interpreter, so the same venv), waits for
 the port, warms up, runs `wrk --latency` for `--duration` seconds, asks the server whether every task it
@@ -20,7 +22,7 @@ import time
 import urllib.request
 from typing import Any
 
-from _harness import emit, free_port, parser, script_command, serve, wait_for_port
+from _harness import SERVERS, emit, free_port, parser, script_command, serve, wait_for_port
 from _sut import MANAGED, Progress, build
 
 WRK_MISSING = "wrk is not installed: `apt-get install -y wrk` (Debian package `wrk`)"
@@ -44,7 +46,7 @@ def run_server(args: argparse.Namespace) -> None:
             "statuses": sut.statuses(),
         }
 
-    serve(sut.app, args.port)
+    serve(sut.app, args.port, args.server)
 
 
 def _get(port: int, path: str) -> Any:
@@ -101,6 +103,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             str(port),
             "--injection",
             args.injection,
+            "--server",
+            args.server,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -151,6 +155,7 @@ def main() -> None:
     p.add_argument("--role", choices=("driver", "server"), default="driver")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--injection", choices=("depends", "annotation"), default="depends")
+    p.add_argument("--server", choices=SERVERS, default="uvicorn")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--connections", type=int, default=16)

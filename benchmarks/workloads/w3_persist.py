@@ -5,7 +5,8 @@ Two passes over a `TaskManager(snapshot_db=...)` app with `@task(persist=True)`:
 1. a probe: an ASGI wrapper catches the moment the app sends each response's last body chunk and, right
    then, reads the database through its own sqlite3 connection to see whether every task id in that
    response is already committed (durable before the response, the guarantee taskflow promises);
-2. the timed pass: R requests x N tasks, until every task has run and settled.
+2. the timed pass: R requests x N tasks, until every task has run and settled, sent by one client after
+   another (`--clients 1`) or by C concurrent clients sharing the R requests (`--clients 16`).
 
 Whether the system persists at all is detected, not assumed: when no task id ever reaches the database
 (not even after shutdown), the system has no persistence and the throughput figure is withheld.
@@ -88,7 +89,7 @@ class DurabilityProbe:
 
 
 async def one_pass(
-    args: argparse.Namespace, db: Path, requests: int, per_request: int, probe: bool
+    args: argparse.Namespace, db: Path, requests: int, per_request: int, probe: bool, clients: int = 1
 ) -> dict[str, Any]:
     sut = build(
         args.system,
@@ -100,11 +101,22 @@ async def one_pass(
     wrapper = DurabilityProbe(sut.app, db) if probe else None
     base = progress.done
     async with client_for(sut, app=wrapper) as client:
+        numbers = iter(range(requests))  # each client takes the next request number until none is left
+
+        async def send_requests() -> None:
+            for r in numbers:
+                response = await client.get(
+                    "/add/persisted", params={"n": per_request, "start": r * per_request}
+                )
+                if response.status_code != 200:
+                    raise RuntimeError(
+                        f"/add/persisted answered {response.status_code}: {response.text[:300]}"
+                    )
+
         t0 = time.perf_counter()
-        for r in range(requests):
-            response = await client.get("/add/persisted", params={"n": per_request, "start": r * per_request})
-            if response.status_code != 200:
-                raise RuntimeError(f"/add/persisted answered {response.status_code}: {response.text[:300]}")
+        async with anyio.create_task_group() as tg:
+            for _ in range(clients):
+                tg.start_soon(send_requests)
         done = await wait_until(lambda: progress.done - base >= sut.accepted, 60)
         done = done and await wait_until(sut.settled, 30, poll=0.001)
         elapsed = time.perf_counter() - t0
@@ -125,7 +137,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     requests, per_request = (4, 5) if args.tiny else (args.requests, args.tasks)
     with tempfile.TemporaryDirectory(prefix="bench-w3-") as tmp:
         probe = await one_pass(args, Path(tmp) / "probe.db", 5, 4, probe=True)
-        timed = await one_pass(args, Path(tmp) / "timed.db", requests, per_request, probe=False)
+        timed = await one_pass(
+            args, Path(tmp) / "timed.db", requests, per_request, probe=False, clients=args.clients
+        )
         stored = ids_in_db(Path(tmp) / "timed.db") | ids_in_db(Path(tmp) / "probe.db")
     managed = args.system in MANAGED
     all_ids = probe["ids"] + timed["ids"]
@@ -143,7 +157,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "persisted_after_shutdown": persisted_after / len(all_ids) if managed and all_ids else None,
         },
         "checks": {"ok": ok, "statuses": timed["statuses"], "accepted": timed["accepted"]},
-        "counts": {"requests": requests, "tasks_per_request": per_request},
+        "counts": {"requests": requests, "tasks_per_request": per_request, "clients": args.clients},
     }
     if managed and not available:
         result["reason"] = (
@@ -157,6 +171,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=100)
     p.add_argument("--tasks", type=int, default=20)
+    p.add_argument("--clients", type=int, default=1, help="concurrent clients sharing the requests")
     args = p.parse_args()
     emit(args, anyio.run(run, args))
 

@@ -62,12 +62,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return finished[0] >= tasks
 
     async with client_for(sut) as client:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for r in range(requests):
             await add(client, "failing", per_request, r * per_request)
         done = await wait_until(lambda: sum(attempts.values()) >= tasks * (RETRIES + 1), 120)
         done = done and await wait_until(over, 60, poll=0.002)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         statuses = sut.statuses()
         exact = _attempts_recorded(sut) if managed else None
     runs = sorted(set(attempts.values()))
@@ -75,7 +75,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if managed:
         ok = ok and statuses.get("failed") == tasks and not statuses.get("success") and exact == tasks
     return {
-        "metrics": {"us_per_attempt": elapsed / (tasks * (RETRIES + 1)) * 1e6, "elapsed_s": elapsed},
+        "metrics": {
+            "us_per_attempt": elapsed / (tasks * (RETRIES + 1)) * 1e6,
+            "cpu_us_per_attempt": cpu / (tasks * (RETRIES + 1)) * 1e6,
+            "elapsed_s": elapsed,
+        },
         "checks": {
             "ok": ok,
             "attempt_counts_seen": runs,
