@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ._lifecycle import ChangeKind, TaskChange
+from ._models import TaskStatus
 
 __all__ = ["DURATION_BUCKETS", "FunctionCounters", "TaskCounters", "TaskCountersStatistics"]
 
@@ -59,6 +60,11 @@ class TaskCounters:
 
     def __init__(self) -> None:
         self._functions: dict[str, _Function] = {}
+
+    @staticmethod
+    def wants(kind: ChangeKind, status: TaskStatus) -> bool:
+        # A task settles once: moved to a terminal state, or adopted from a lost instance as INTERRUPTED.
+        return kind is not _REQUEUED and kind is not ChangeKind.UPDATED and status.is_terminal
 
     def take(self, changes: Sequence[TaskChange]) -> None:
         for kind, _, previous, status, record, _ in changes:
