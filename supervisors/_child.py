@@ -15,7 +15,7 @@ from ._events import GaveUp, Restarted
 from ._exceptions import RestartLimitExceeded
 from ._handle import CURRENT_HANDLE, ChildHandle, ChildState
 from ._policy import Restart
-from ._runner import Site, run_once
+from ._runner import ChildEnvironment, run_once
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -49,7 +49,7 @@ class StartRelay:
 
 async def run_child(
     sup: Supervisor,
-    site: Site,
+    env: ChildEnvironment,
     handle: ChildHandle,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -72,7 +72,7 @@ async def run_child(
         # A child cancelled or interrupted while still queued (or queued when the host stopped) never starts.
         if handle._runnable:
             with handle._open_scope() as scope:
-                await _supervise(sup, site, handle, fn, args, is_async, restart, relay)
+                await _supervise(sup, env, handle, fn, args, is_async, restart, relay)
             if scope.cancelled_caught and handle._runnable:
                 # Neither cancelled by its handle nor interrupted: the host is stopping every child.
                 handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
@@ -102,7 +102,7 @@ async def run_child(
 
 async def _supervise(
     sup: Supervisor,
-    site: Site,
+    env: ChildEnvironment,
     handle: ChildHandle,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -112,7 +112,7 @@ async def _supervise(
 ) -> None:
     last_error: BaseException | None = None
     while True:
-        ok, value, reason = await run_once(site, handle, fn, args, is_async, relay)
+        ok, value, reason = await run_once(env, handle, fn, args, is_async, relay)
         if handle._finished:
             return  # cancelled in the very tick the run ended: the outcome is discarded
         if ok:
@@ -132,14 +132,14 @@ async def _supervise(
         restarts = sup._record_restart()
         if restarts > sup.max_restarts:
             # Restarting does not help: give up loudly (event + escalation), never loop silently.
-            if site.hooks:
-                site.emit(GaveUp, handle, error=last_error, restarts=restarts, reason="restart_limit")
+            if env.hooks:
+                env.emit(GaveUp, handle, error=last_error, restarts=restarts, reason="restart_limit")
             handle.error = last_error
             handle._finish(ChildState.FAILED, "restart_limit")
             raise RestartLimitExceeded(last_error, child_name=handle.name, restarts=restarts)
         handle.restarts += 1
-        if site.hooks:
-            site.emit(Restarted, handle, restarts_in_window=restarts, reason="exited" if ok else "error")
+        if env.hooks:
+            env.emit(Restarted, handle, restarts_in_window=restarts, reason="exited" if ok else "error")
         if relay is not None:
             relay.retryable = True
         handle.error = None

@@ -151,8 +151,8 @@ class ChildObserver(Protocol):
 
 
 def notify(calls: tuple[Callable[..., None], ...], *args: object) -> None:
-    """Call each of one kind of observer methods (resolved once, by `Site`); one that raises is logged,
-    never affecting the child or the other observers."""
+    """Call each of one kind of observer methods (resolved once, by `ChildEnvironment`); one that raises is
+    logged, never affecting the child or the other observers."""
     for call in calls:
         try:
             call(*args)

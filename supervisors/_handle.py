@@ -13,7 +13,7 @@ import anyio
 from ._policy import Policy
 
 if TYPE_CHECKING:
-    from ._runner import Site
+    from ._runner import ChildEnvironment
 
 
 class ChildState(enum.Enum):
@@ -100,7 +100,9 @@ class ChildHandle:
         "started_value",
     )
 
-    def __init__(self, child_id: int, name: str, key: Hashable | None, policy: Policy, site: Site) -> None:
+    def __init__(
+        self, child_id: int, name: str, key: Hashable | None, policy: Policy, env: ChildEnvironment
+    ) -> None:
         self.id = child_id
         self.name = name
         self.key = key
@@ -123,7 +125,7 @@ class ChildHandle:
         self.checkpoint_result: object = None
         self.checkpoint_error: BaseException | None = None
         self.checkpoint_timed_out = False
-        self._site = site
+        self._site = env
         self._scope: anyio.CancelScope | None = None
         self._done: anyio.Event | None = None  # created only when someone waits
         # Set by a shutdown: the child is being interrupted and its checkpoint may run until then.
@@ -185,7 +187,7 @@ class ChildHandle:
         self._phase = phase
 
     def _finish(self, state: ChildState, reason: str | None = None) -> bool:
-        """Move to the final `state` exactly once (later calls are no-ops): the site counts it and tells the
+        """Move to the final `state` exactly once (later calls are no-ops): the env counts it and tells the
         hooks and observers, then the waiters wake. Returns False if the child had already finished."""
         if self._final is not None:
             return False

@@ -12,7 +12,7 @@ from ._clock import Clock, SystemClock
 from ._events import ChildObserver, Hook, normalize_hooks
 from ._handle import CURRENT_HANDLE, ChildHandle, ChildState
 from ._policy import Policy
-from ._runner import Site, run_once
+from ._runner import ChildEnvironment, run_once
 
 PosArgsT = TypeVarTuple("PosArgsT")
 
@@ -39,7 +39,7 @@ async def run_supervised(
     limiter). `handle.cancel()` works; a cancellation of the caller marks the handle CANCELLED and
     propagates. Events name the supervisor "inline".
     """
-    site = Site(
+    env = ChildEnvironment(
         "inline",
         normalize_hooks(hooks),
         clock if clock is not None else SystemClock(),
@@ -47,13 +47,13 @@ async def run_supervised(
         run_sync_limiter=thread_limiter,
         observers=tuple(observers),
     )
-    handle = ChildHandle(next_child_id(), callable_name(fn) if name is None else name, key, policy, site)
-    site.started = 1
+    handle = ChildHandle(next_child_id(), callable_name(fn) if name is None else name, key, policy, env)
+    env.started = 1
     token = CURRENT_HANDLE.set(handle)
     try:
         # The handle's own scope lets handle.cancel() stop the run without cancelling the caller.
         with handle._open_scope():
-            ok, value, reason = await run_once(site, handle, fn, args, is_async_callable(fn))
+            ok, value, reason = await run_once(env, handle, fn, args, is_async_callable(fn))
             if ok:
                 handle.result = value
             else:

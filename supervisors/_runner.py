@@ -1,5 +1,6 @@
 """The attempt loop: one *run* of a child (up to `policy.attempts` attempts), shared by `Supervisor` and
-`run_supervised`, plus `Site`, the little that loop needs from its owner (hooks, clock, limiters, counters).
+`run_supervised`, plus `ChildEnvironment`, the little that loop needs from its owner (hooks, clock,
+limiters, counters).
 
 This is the hot path (taskflow runs a child per background task): no event objects without hooks
 (observers get the handle itself), no limiter calls without limits, no timeout scope without a timeout, no
@@ -58,7 +59,7 @@ def release_all(limiters: tuple[anyio.CapacityLimiter, ...]) -> None:
         limiter.release()
 
 
-class Site:
+class ChildEnvironment:
     """Where children run: the supervisor's name, hooks, clock, limiter chains and counters."""
 
     __slots__ = (
@@ -117,11 +118,11 @@ class Site:
         observers: tuple[ChildObserver, ...],
         limiter: anyio.CapacityLimiter | None,
         thread_limiter: anyio.CapacityLimiter | None,
-        parent: Site | None,
-    ) -> Site:
-        """The site of a supervisor with these limiters whose parent supervisor has `parent` (None: a root).
+        parent: ChildEnvironment | None,
+    ) -> ChildEnvironment:
+        """The env of a supervisor with these limiters whose parent supervisor has `parent` (None: a root).
 
-        Its children acquire the supervisor's own limiter, then the ancestors' (the parent site's chain):
+        Its children acquire the supervisor's own limiter, then the ancestors' (the parent env's chain):
         innermost first, the one acquisition order every child follows.
         """
         limiters = (() if limiter is None else (limiter,)) + (parent.limiters if parent else ())
@@ -193,7 +194,7 @@ class RetryGate(Protocol):
 
 
 async def run_once(
-    site: Site,
+    env: ChildEnvironment,
     handle: ChildHandle,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -206,7 +207,7 @@ async def run_once(
     "not_retryable". The child's errors are returned, never raised; cancellation always propagates.
     """
     policy = handle.policy
-    limiters = site.limiters if is_async else site.thread_limiters
+    limiters = env.limiters if is_async else env.thread_limiters
     timeout = policy.timeout
     attempt = 0
     while True:
@@ -214,27 +215,27 @@ async def run_once(
         handle.attempts = attempt
         if limiters:
             handle._set_phase(_PENDING)
-            site.waiting += 1
+            env.waiting += 1
             try:
                 await acquire_all(limiters)
             finally:
-                site.waiting -= 1
+                env.waiting -= 1
         handle._set_phase(_RUNNING)
-        site.running += 1
+        env.running += 1
         reason = "error"
         try:
-            if site.watched:
-                if site.hooks:
-                    site.emit(AttemptStarted, handle)
-                if site.on_attempt_started:
-                    notify(site.on_attempt_started, handle)
+            if env.watched:
+                if env.hooks:
+                    env.emit(AttemptStarted, handle)
+                if env.on_attempt_started:
+                    notify(env.on_attempt_started, handle)
             if timeout is None:
                 if is_async:
                     return True, await fn(*args), None
                 return (
                     True,
                     await anyio.to_thread.run_sync(
-                        fn, *args, limiter=site.run_sync_limiter, abandon_on_cancel=True
+                        fn, *args, limiter=env.run_sync_limiter, abandon_on_cancel=True
                     ),
                     None,
                 )
@@ -244,7 +245,7 @@ async def run_once(
                     result = await fn(*args)
                 else:
                     result = await anyio.to_thread.run_sync(
-                        fn, *args, limiter=site.run_sync_limiter, abandon_on_cancel=True
+                        fn, *args, limiter=env.run_sync_limiter, abandon_on_cancel=True
                     )
             if not scope.cancelled_caught:
                 return True, result, None
@@ -253,31 +254,31 @@ async def run_once(
         except Exception as exc:
             error: Exception = exc
         finally:
-            site.running -= 1
+            env.running -= 1
             if limiters:
                 release_all(limiters)
 
         retryable = (gate is None or gate.retryable) and attempt < policy.attempts
         will_retry = retryable and _should_retry(policy, error)
-        if site.watched:
-            if site.hooks:
-                site.emit(AttemptFailed, handle, error=error, will_retry=will_retry, reason=reason)
-            if site.on_attempt_failed:
-                notify(site.on_attempt_failed, handle, error, will_retry, reason)
+        if env.watched:
+            if env.hooks:
+                env.emit(AttemptFailed, handle, error=error, will_retry=will_retry, reason=reason)
+            if env.on_attempt_failed:
+                notify(env.on_attempt_failed, handle, error, will_retry, reason)
         if not will_retry:
             return False, error, "not_retryable" if retryable else reason
         delay = policy.backoff_delay(attempt)
-        if site.watched:
-            if site.hooks:
-                site.emit(RetryScheduled, handle, delay=delay, error=error)
-            if site.on_retry_scheduled:
-                notify(site.on_retry_scheduled, handle, delay, error)
+        if env.watched:
+            if env.hooks:
+                env.emit(RetryScheduled, handle, delay=delay, error=error)
+            if env.on_retry_scheduled:
+                notify(env.on_retry_scheduled, handle, delay, error)
         handle._set_phase(_RETRYING)
-        site.retrying += 1
+        env.retrying += 1
         try:
             if CONFIG.testing:
                 await anyio.lowlevel.checkpoint()  # stay cancellable even when waits are skipped
             else:
-                await site.clock.sleep(delay)
+                await env.clock.sleep(delay)
         finally:
-            site.retrying -= 1
+            env.retrying -= 1

@@ -10,7 +10,7 @@ import anyio
 
 if TYPE_CHECKING:
     from ._clock import Clock
-    from ._runner import Site
+    from ._runner import ChildEnvironment
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +88,14 @@ def snapshot(
     name: str,
     state: str,
     policy: str,
-    site: Site,
+    env: ChildEnvironment,
     restarts_in_window: int,
     limiter: anyio.CapacityLimiter | None,
     thread_limiter: anyio.CapacityLimiter | None,
     children: tuple[SupervisorStatistics, ...],
 ) -> SupervisorStatistics:
-    """One supervisor's statistics: its site's counters with its child supervisors' rolled up."""
-    counters = {counter: getattr(site, counter) for counter in _COUNTERS}
+    """One supervisor's statistics: its env's counters with its child supervisors' rolled up."""
+    counters = {counter: getattr(env, counter) for counter in _COUNTERS}
     for child in children:
         for counter in _COUNTERS:
             counters[counter] += getattr(child, counter)

@@ -19,7 +19,7 @@ from ._exceptions import SupervisorStateError
 from ._handle import ChildHandle
 from ._live import LiveChildren
 from ._policy import Policy, Restart, check_seconds
-from ._runner import Site
+from ._runner import ChildEnvironment
 from ._shutdown import ShutdownReport, shut_down
 from ._state import SupervisorState, not_running
 from ._statistics import RestartWindow, SupervisorStatistics, snapshot
@@ -78,11 +78,11 @@ class Supervisor:
         # Created here (anyio allows it outside an event loop) so statistics() works before entering.
         self._limiter = anyio.CapacityLimiter(policy.max_concurrency) if policy.max_concurrency else None
         self._thread_limiter = anyio.CapacityLimiter(policy.max_threads) if policy.max_threads else None
-        self._site = self._make_site()
+        self._site = self._make_env()
 
-    def _make_site(self) -> Site:
+    def _make_env(self) -> ChildEnvironment:
         parent = self._parent._site if self._parent is not None else None
-        return Site.for_supervisor(
+        return ChildEnvironment.for_supervisor(
             self.name, self._hooks, self._clock, self._observers, self._limiter, self._thread_limiter, parent
         )
 
@@ -276,7 +276,7 @@ class Supervisor:
             observers=self._observers,
         )
         sub._parent, sub._root, sub._state = self, self._root, self._state
-        sub._site = sub._make_site()  # again, now with the ancestors' limiters
+        sub._site = sub._make_env()  # again, now with the ancestors' limiters
         self._children[name] = sub
         return sub
 

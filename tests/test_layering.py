@@ -204,7 +204,7 @@ def test_stores_depend_only_on_the_record_model() -> None:
     ("rel", "source", "expected"),
     [
         ("taskflow/_x.py", "from .stores._paging import Page\n", "private to taskflow.stores"),
-        ("taskflow/_x.py", "from supervisors._runner import Site\n", "private to supervisors"),
+        ("taskflow/_x.py", "from supervisors._runner import ChildEnvironment\n", "private to supervisors"),
         ("taskflow/web/_x.py", "from ..observers._base import x\n", "private to taskflow.observers"),
         ("taskflow/stores/_x.py", "from .._table import Page\n", "a store imports taskflow._table"),
         (
