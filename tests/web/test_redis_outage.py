@@ -99,9 +99,7 @@ async def ride_out(server: OwnRedis, break_it: Callable[[], None], mend_it: Call
         assert (await http.post("/durable")).status_code == 200  # durable tasks are accepted again
 
 
-async def test_paused_redis_keeps_serving_and_loses_nothing(
-    anyio_backend: str, tmp_path: Path
-) -> None:
+async def test_paused_redis_keeps_serving_and_loses_nothing(anyio_backend: str, tmp_path: Path) -> None:
     """Redis paused: 503s that say so (200 for metrics), never a 500; afterwards nothing PENDING or lost."""
     with own_redis(tmp_path) as server:
 
@@ -116,9 +114,7 @@ async def test_paused_redis_keeps_serving_and_loses_nothing(
         await ride_out(server, pause, unpause)
 
 
-async def test_killed_redis_keeps_serving_and_loses_nothing(
-    anyio_backend: str, tmp_path: Path
-) -> None:
+async def test_killed_redis_keeps_serving_and_loses_nothing(anyio_backend: str, tmp_path: Path) -> None:
     """Redis killed (-9) and restarted: 503s meanwhile, never a 500; afterwards nothing PENDING or lost."""
     with own_redis(tmp_path) as server:
         await ride_out(server, server.kill, server.start)
