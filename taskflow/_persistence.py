@@ -5,7 +5,8 @@ durable tasks (`persist=True`, or any task with `requeue_pending=True`) does not
 the batch holding them is committed: the ASGI middleware of `taskflow.web` awaits `make_durable()` when
 the response starts. Each process is an *instance* with a heartbeat in the store; every instance claims,
 atomically, the PENDING and RUNNING tasks of instances whose heartbeat expired (a `kill -9`, an OOM) and
-re-runs them or marks them INTERRUPTED.
+re-runs them or marks them INTERRUPTED. A store with feeds is followed too: every instance's idempotency key
+claims (into the runtime's key mirror) and, for the dashboard, the records other instances write.
 """
 
 from __future__ import annotations

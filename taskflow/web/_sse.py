@@ -12,6 +12,11 @@ subscribers. Each subscriber reads the ring from its own position and coalesces 
 one event per task), so a client's memory is bounded and a client that falls behind the ring, or resumes
 with a `Last-Event-ID` it no longer holds, gets a fresh snapshot instead.
 
+Other instances: with a store that has a change feed, the runtime hands the bus (`take_remote`, on the
+event loop) the records that *other* instances sharing the store wrote. They are not this process's state
+changes, so they bypass the lifecycle and this process's charts, and go out as task events that name their
+`instance`.
+
 Shutdown: uvicorn waits for open responses to finish before it runs the lifespan shutdown, so an endless
 stream would hold it forever. The bus therefore also closes on SIGINT/SIGTERM (chained in front of the
 server's own handlers, main thread only) as well as when the lifespan ends.
