@@ -8,6 +8,9 @@
     curl -X POST 'localhost:8002/orders/42/charge'     # the same id: the key is held on instance 8001
     curl localhost:8002/tasks                          # every instance's tasks, from the shared store
 
+Open http://localhost:8001/tasks/dashboard: the tasks that instance 8002 runs appear there live, with the
+id of the instance that runs them (no sticky sessions).
+
 `kill -9` one instance while its tasks run: the other takes its unfinished durable tasks over within
 `heartbeat_ttl` seconds (re-running the ones that had not started).
 """

@@ -5,7 +5,8 @@ durable tasks (`persist=True`, or any task with `requeue_pending=True`) does not
 the batch holding them is committed: the ASGI middleware of `taskflow.web` awaits `make_durable()` when
 the response starts. Each process is an *instance* with a heartbeat in the store; every instance claims,
 atomically, the PENDING and RUNNING tasks of instances whose heartbeat expired (a `kill -9`, an OOM) and
-re-runs them or marks them INTERRUPTED.
+re-runs them or marks them INTERRUPTED. A store with feeds is followed too: every instance's idempotency key
+claims (into the runtime's key mirror) and, for the dashboard, the records other instances write.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
@@ -26,7 +28,16 @@ from anyio.abc import TaskStatus as AnyioTaskStatus
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._table import SETTLED_KEYS_LIMIT
 from ._unstored import NOT_RERUNNABLE, has_unstored
-from .stores import BatchWriter, KeyFeedStore, RecoveredTask, TaskStore, WriterStatistics, backoff_delay
+from .stores import (
+    BatchWriter,
+    ChangeFeedStore,
+    KeyFeedStore,
+    RecoveredTask,
+    StoredChange,
+    TaskStore,
+    WriterStatistics,
+    backoff_delay,
+)
 
 
 class Adopter(Protocol):
@@ -47,6 +58,10 @@ request_records: contextvars.ContextVar[list[TaskRecord] | None] = contextvars.C
 """Set by the web middleware for one request: the records added while handling it (any thread)."""
 
 CLOSE_TIMEOUT = 10.0
+FEED_START_TIMEOUT = 2.0  # how long start-up waits for the store's feeds to go live (then serves anyway)
+T = TypeVar("T")
+RemoteSink = Callable[[list[StoredChange]], None]
+"""Takes the records other instances wrote (on the event loop; it must not block)."""
 
 
 @dataclass(slots=True)
@@ -77,6 +92,7 @@ class Persistence:
         self._inbox: deque[tuple[TaskRecord, bool]] = deque()  # saves made off the loop thread
         self._loop_thread: int | None = None
         self._closing = False
+        self._remote_sinks: list[RemoteSink] = []
 
     @property
     def active(self) -> bool:
@@ -162,28 +178,55 @@ class Persistence:
         with anyio.move_on_after(self.durable_timeout):
             await writer.flush()
 
+    def watch_remote(self, sink: RemoteSink) -> Callable[[], None]:
+        """Send `sink` the records other instances write (a store with a change feed only); returns the
+        call that stops it. Register before the lifespan starts: the feed is followed only if a sink is."""
+        self._remote_sinks.append(sink)
+        return lambda: self._remote_sinks.remove(sink) if sink in self._remote_sinks else None
+
     async def maintain(
         self, runtime: Adopter, *, task_status: AnyioTaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Heartbeat, recover orphaned tasks, prune old history and mirror the key feed, until cancelled."""
+        """Heartbeat, recover orphaned tasks, prune old history and follow the store's feeds, until cancelled.
+
+        Reports started once the feeds are live (or after `FEED_START_TIMEOUT` if the store does not
+        answer), so a key claimed or a task written after the app serves is never missed.
+        """
         await self._recover(runtime)
         async with anyio.create_task_group() as tg:
-            if isinstance(self.store, KeyFeedStore):
-                tg.start_soon(self._mirror_keys, self.store, runtime)
+            store, instance_id = self.store, self.instance_id
+            live: list[anyio.Event] = []
+            if isinstance(store, KeyFeedStore):
+                live.append(anyio.Event())
+                keys = partial(store.key_changes, subscribed=live[-1].set)
+                tg.start_soon(self._follow, keys, lambda change: runtime.mirror_key(*change), "key feed")
+            if isinstance(store, ChangeFeedStore) and self._remote_sinks:
+                live.append(anyio.Event())
+                changes = partial(store.task_changes, instance_id, subscribed=live[-1].set)
+                tg.start_soon(self._follow, changes, self._send_remote, "change feed")
+            with anyio.move_on_after(FEED_START_TIMEOUT):
+                for event in live:
+                    await event.wait()
             task_status.started()
             await self._beat(runtime)
 
-    async def _mirror_keys(self, store: KeyFeedStore, runtime: Adopter) -> None:
-        """Feed every instance's key claims and releases to the runtime; resubscribe when the feed is lost."""
+    def _send_remote(self, changes: list[StoredChange]) -> None:
+        for sink in list(self._remote_sinks):
+            sink(changes)
+
+    async def _follow(
+        self, feed: Callable[[], AsyncIterator[T]], handle: Callable[[T], None], name: str
+    ) -> None:
+        """Hand every item of a store feed to `handle`; subscribe again, with backoff, when it is lost."""
         attempt = 0
         while True:
             try:
-                async for key, holder in store.key_changes():
+                async for item in feed():
                     attempt = 0
-                    runtime.mirror_key(key, holder)
+                    handle(item)
             except Exception:
                 attempt += 1
-                _log.warning("the store's key feed was lost; subscribing again", exc_info=attempt == 1)
+                _log.warning("the store's %s was lost; subscribing again", name, exc_info=attempt == 1)
             await anyio.sleep(backoff_delay(max(attempt, 1), base=0.1, cap=self.heartbeat_interval))
 
     async def _beat(self, runtime: Adopter) -> None:

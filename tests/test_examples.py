@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import anyio
 import httpx
 import pytest
 
@@ -205,7 +206,10 @@ async def test_redis_example_runs_as_two_instances(monkeypatch: pytest.MonkeyPat
                 await wait_finished(first.task_manager, [task_id])
                 await wait_until(lambda: second.task_manager.table.key_holder("charge-42") == task_id)
                 assert (await two.post("/orders/42/charge")).json()["task_id"] == task_id
-                listed = (await two.get("/tasks")).json()
+                # The first instance commits the final state in its next batch: read until it is there.
+                with anyio.fail_after(10):
+                    while (listed := (await two.get("/tasks")).json())[0]["status"] != "success":
+                        await anyio.sleep(0.02)
                 assert [(t["task_id"], t["status"]) for t in listed] == [(task_id, "success")]
         finally:
             sys.modules.pop("examples.redis_instances", None)

@@ -16,9 +16,11 @@ from ._paging import InvalidCursor as InvalidCursor
 from ._paging import Page as Page
 from ._paging import decode_cursor as decode_cursor
 from ._paging import encode_cursor as encode_cursor
+from ._protocol import ChangeFeedStore as ChangeFeedStore
 from ._protocol import FinishedRun as FinishedRun
 from ._protocol import KeyFeedStore as KeyFeedStore
 from ._protocol import RecoveredTask as RecoveredTask
+from ._protocol import StoredChange as StoredChange
 from ._protocol import StoreSummary as StoreSummary
 from ._protocol import SummarizingStore as SummarizingStore
 from ._protocol import TaskStore as TaskStore
@@ -32,6 +34,7 @@ __all__ = [
     "AuditEntry",
     "AuditStore",
     "BatchWriter",
+    "ChangeFeedStore",
     "FinishedRun",
     "InvalidCursor",
     "KeyFeedStore",
@@ -45,6 +48,7 @@ __all__ = [
     "SessionStore",
     "SqliteStore",
     "StoreSummary",
+    "StoredChange",
     "SummarizingStore",
     "TaskStore",
     "WriterStatistics",

@@ -8,7 +8,7 @@ the behaviour; `MemoryStore` is the reference implementation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -16,7 +16,16 @@ from typing import Protocol, runtime_checkable
 from .._models import TaskRecord, TaskStatus
 from ._paging import Page
 
-__all__ = ["FinishedRun", "KeyFeedStore", "RecoveredTask", "StoreSummary", "SummarizingStore", "TaskStore"]
+__all__ = [
+    "ChangeFeedStore",
+    "FinishedRun",
+    "KeyFeedStore",
+    "RecoveredTask",
+    "StoreSummary",
+    "StoredChange",
+    "SummarizingStore",
+    "TaskStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +88,42 @@ class KeyFeedStore(Protocol):
     Without it, such a duplicate is caught when it would start (the atomic claim) and ends CANCELLED.
     """
 
-    def key_changes(self) -> AsyncIterator[tuple[str, str | None]]:
+    def key_changes(
+        self, *, subscribed: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[tuple[str, str | None]]:
         """Yield `(key, holder id)` whenever any instance claims a key, and `(key, None)` when the holder
-        of a key fails, is cancelled or interrupted, until cancelled. Raises when the feed is lost (the
-        runtime subscribes again)."""
+        of a key fails, is cancelled or interrupted, until cancelled. Calls `subscribed()` once the feed
+        is live (the runtime serves once it is, so a key claimed after start-up is never missed). Raises
+        when the feed is lost (the runtime subscribes again)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChange:
+    """A record as another instance wrote it (listing form: `args`/`kwargs` empty), and that instance."""
+
+    record: TaskRecord
+    instance: str
+
+
+@runtime_checkable
+class ChangeFeedStore(Protocol):
+    """The optional change feed: a store that has it lets the dashboard's stream show, live, the tasks that
+    *other* instances sharing the store run (their own changes reach an instance through its lifecycle).
+
+    Without it, another instance's tasks appear in listings, lookups and metrics, not in the live stream.
+    """
+
+    def task_changes(
+        self, instance_id: str, *, subscribed: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[list[StoredChange]]:
+        """Yield, batch by batch, the records that instances other than `instance_id` write, in their
+        stored state, until cancelled. Calls `subscribed()` once the feed is live; raises when it is lost
+        (the runtime subscribes again). Changes made while no feed is open are not replayed.
+
+        Redis: pub/sub on `prefix:feed` (the write script publishes each batch's owner and ids), then one
+        pipelined HMGET per changed record. SQLite: a poll of `PRAGMA data_version`, then an indexed query.
+        """
         ...
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -24,7 +25,8 @@ from .._models import TaskRecord, TaskStatus, id_matches
 from . import _redis_lua as lua
 from ._common import check_limit, check_ttl, cursor_position, parse_utc, utc_text
 from ._paging import Page, encode_cursor
-from ._protocol import FinishedRun, RecoveredTask, StoreSummary
+from ._protocol import FinishedRun, RecoveredTask, StoredChange, StoreSummary
+from ._redis_feed import foreign_ids, listing, messages
 from ._redis_rows import NAMES, fetcher, from_fields, member, since_bound, walk, write_args
 
 __all__ = ["RedisStore"]
@@ -77,6 +79,7 @@ class RedisStore:
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._limiter: anyio.CapacityLimiter | None = None
+        self._kwargs: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, prefix={self.prefix!r}, ttl={self.ttl!r})"
@@ -123,7 +126,7 @@ class RedisStore:
         except BaseException:
             client.close()
             raise
-        self._client, self._scripts = client, scripts
+        self._client, self._scripts, self._kwargs = client, scripts, kwargs
         self._limiter = anyio.CapacityLimiter(_THREADS)
 
     async def close(self) -> None:
@@ -133,28 +136,40 @@ class RedisStore:
         if client is not None:
             await anyio.to_thread.run_sync(client.close, abandon_on_cancel=True)
 
-    async def key_changes(self) -> AsyncIterator[tuple[str, str | None]]:
+    async def key_changes(
+        self, *, subscribed: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[tuple[str, str | None]]:
         """Idempotency keys as every instance claims them, `(key, holder id)`, and releases them,
         `(key, None)` (its holder failed, was cancelled or interrupted): Redis pub/sub on `prefix:keys`.
 
         Runs until cancelled; a lost connection raises (the caller resubscribes). Messages published while
         no subscription is open are not seen: callers load `held_keys()` too.
         """
+        async with aclosing(messages(self._feed_client(), self.key("keys"), subscribed)) as feed:
+            async for batch in feed:
+                for data in batch:
+                    holder, _, key = data.decode().partition("\n")
+                    yield key, holder or None
+
+    async def task_changes(
+        self, instance_id: str, *, subscribed: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[list[StoredChange]]:
+        """The records other instances write, a batch per burst of `prefix:feed` messages (a pipelined
+        HMGET of the changed ids, listing form); records re-owned by `instance_id` meanwhile are skipped."""
+        async with aclosing(messages(self._feed_client(), self.key("feed"), subscribed)) as feed:
+            async for batch in feed:
+                ids = foreign_ids(batch, instance_id)
+                if ids:
+                    changes = await self._call(listing, self.key, ids, instance_id)
+                    if changes:
+                        yield changes
+
+    def _feed_client(self) -> Callable[[], Any]:
+        """What makes a subscription's own client (`_redis_feed`: never a connection of the shared pool)."""
         if self._client is None:
             raise RuntimeError(f"{self!r} is not open: call `await store.open()` first")
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await anyio.to_thread.run_sync(pubsub.subscribe, self.key("keys"), abandon_on_cancel=True)
-            while True:
-                message = await anyio.to_thread.run_sync(
-                    lambda: pubsub.get_message(timeout=1.0), abandon_on_cancel=True
-                )
-                if message is not None and message.get("type") == "message":
-                    holder, _, key = message["data"].decode().partition("\n")
-                    yield key, holder or None
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(pubsub.close, abandon_on_cancel=True)
+        redis, kwargs = _redis_module(), self._kwargs
+        return lambda: redis.Redis.from_url(self.url, **kwargs)
 
     # ---- the protocol ----------------------------------------------------------------------------------
 
@@ -164,7 +179,7 @@ class RedisStore:
         """Upsert every record in one Lua script (all or nothing); args are encoded before any I/O."""
         args = write_args(records, owner, requeue_ids)
         if args:
-            await self._call(self._run, "WRITE", args)
+            await self._call(self._run, "WRITE", [owner, *args])
         else:
             await self._call(lambda client: None)
 

@@ -13,7 +13,7 @@ Key layout under the store's prefix `P` (every key starts with `P:`, so one pref
     P:c               hash status -> count; P:cf hash "<status>|<func>" -> count
     P:k:<key>         idempotency key -> task id; P:kt:<id> the reverse; P:i:held lex set of the
                       "<created_at>|<id>" of SUCCESS tasks holding a key (`held_keys()`)
-    P:feed            pub/sub channel: one message per write batch, its task ids separated by newlines
+    P:feed            pub/sub channel: one message per write batch, "<owner>\n<id>\n<id>..." (the change feed)
     P:keys            pub/sub channel of idempotency keys: "<holder id>\n<key>" when a key is claimed,
                       "\n<key>" when its holder fails, is cancelled or interrupted (the key feed)
 
@@ -64,9 +64,9 @@ local RELEASES = {failed = true, cancelled = true, interrupted = true}
 WRITE = (
     _LIB
     + r"""
--- ARGV: prefix, then per record: id, status, func, created, end score ('' if none), tags json,
+-- ARGV: prefix, owner, then per record: id, status, func, created, end score ('' if none), tags json,
 -- field count n, then n field/value pairs (the whole hash, the owner among them).
-local i = 2
+local i = 3
 local n = #ARGV
 local written = {}
 while i <= n do
@@ -115,7 +115,7 @@ while i <= n do
   written[#written + 1] = id
   i = i + 7 + 2 * nf
 end
-redis.call('PUBLISH', P .. ':feed', table.concat(written, '\n'))
+redis.call('PUBLISH', P .. ':feed', ARGV[2] .. '\n' .. table.concat(written, '\n'))
 return 1
 """
 )

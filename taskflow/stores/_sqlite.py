@@ -17,7 +17,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
@@ -25,11 +25,13 @@ import anyio
 
 from .._exceptions import ConfigurationError
 from .._models import SHORT_ID_LENGTH, TaskRecord, TaskStatus
+from . import _sqlite_feed as feed
 from . import _sqlite_ops as ops
 from ._common import check_limit, check_ttl, cursor_position, utc_text
 from ._paging import Page, encode_cursor
-from ._protocol import RecoveredTask, StoreSummary
+from ._protocol import RecoveredTask, StoredChange, StoreSummary
 from ._sqlite_access import SqliteAccess
+from ._sqlite_feed import FeedState
 from ._sqlite_schema import COLUMNS
 
 __all__ = ["SqliteStore"]
@@ -157,6 +159,19 @@ class SqliteStore(SqliteAccess):
     async def get(self, task_id: str) -> TaskRecord | None:
         """The full record with decoded args, or None."""
         return await self._call(ops.get, task_id)
+
+    async def task_changes(
+        self, instance_id: str, *, subscribed: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[list[StoredChange]]:
+        """The records other processes write to the file, by polling (`_sqlite_feed`), until cancelled."""
+        state = FeedState()
+        await self._call(feed.poll, instance_id, state, False)
+        subscribed()
+        while True:
+            await anyio.sleep(feed.POLL_INTERVAL)
+            changes = await self._call(feed.poll, instance_id, state, True)
+            if changes:
+                yield changes
 
     async def query(
         self,

@@ -12,6 +12,11 @@ subscribers. Each subscriber reads the ring from its own position and coalesces 
 one event per task), so a client's memory is bounded and a client that falls behind the ring, or resumes
 with a `Last-Event-ID` it no longer holds, gets a fresh snapshot instead.
 
+Other instances: with a store that has a change feed, the runtime hands the bus (`take_remote`, on the
+event loop) the records that *other* instances sharing the store wrote. They are not this process's state
+changes, so they bypass the lifecycle and this process's charts, and go out as task events that name their
+`instance`.
+
 Shutdown: uvicorn waits for open responses to finish before it runs the lifespan shutdown, so an endless
 stream would hold it forever. The bus therefore also closes on SIGINT/SIGTERM (chained in front of the
 server's own handlers, main thread only) as well as when the lifespan ends.
@@ -42,7 +47,7 @@ import anyio
 from .._eventloop import threadsafe_caller
 from .._lifecycle import TaskChange
 from .._models import TaskRecord
-from ..stores import Page
+from ..stores import Page, StoredChange
 from ._charts import ChartStats
 from ._payloads import change_event, dumps, record_dict, sse, stream_metrics
 
@@ -93,6 +98,10 @@ class ChangeBus:
         self._unpublished_after: int | None = None
         self._lock = threading.Lock()
         self._pending: dict[str, TaskRecord] = {}
+        self._pending_remote: dict[str, StoredChange] = {}  # event loop thread only
+        # Registered now, before any lifespan: the manager's lifespan may start before the bus runs, and it
+        # follows the store's change feed only if someone watches when it starts.
+        self._unwatch_remote = self._watch_remote()
         self._wake: anyio.Event | None = None
         self._wake_requested = False
         self._loop_thread: int | None = None
@@ -117,6 +126,25 @@ class ChangeBus:
             self._wake_requested = True
             wake = self._wake
         self._call_on_loop(wake.set)
+
+    def take_remote(self, changes: Sequence[StoredChange]) -> None:
+        """Note records that *other* instances wrote (event loop thread: the store's change feed); they go
+        out as task events with their `instance`, like this process's own changes."""
+        if not self.running:
+            return  # before the bus runs or after it stopped: nobody can be streamed these
+        pending = self._pending_remote
+        for change in changes:
+            pending[change.record.task_id] = change
+        with self._lock:
+            if self._wake_requested or self._wake is None:
+                return
+            self._wake_requested = True
+            wake = self._wake
+        wake.set()
+
+    def _watch_remote(self) -> Callable[[], None]:
+        persistence = self.manager.actions.persistence
+        return persistence.watch_remote(self.take_remote) if persistence is not None else lambda: None
 
     def _call_on_loop(self, fn: Callable[[], None]) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -155,6 +183,7 @@ class ChangeBus:
         finally:
             self.running = False
             self.manager.listeners.discard(self)
+            self._unwatch_remote()
             restore()
             self._soon = None
 
@@ -234,7 +263,9 @@ class ChangeBus:
             self._wake_requested = False
             self._wake = anyio.Event()
         self._publish(pending.values())
-        return bool(pending)
+        remote, self._pending_remote = self._pending_remote, {}
+        self._publish_remote(remote.values())
+        return bool(pending) or bool(remote)
 
     def _publish(self, records: Any) -> None:
         if not self._subscribers:
@@ -251,6 +282,18 @@ class ChangeBus:
             ring[self.seq % RING_SIZE] = (self.seq, record.task_id, dumps(change_event(record)))
             self.charts.observe(record)
             self._metrics_dirty = True
+
+    def _publish_remote(self, changes: Any) -> None:
+        # Not observed by this process's charts: they are the store's figures whenever remote changes exist.
+        self._metrics_dirty = True
+        if not self._subscribers:
+            self._unpublished_after = self.seq
+            return
+        ring = self._ring
+        for change in changes:
+            self.seq += 1
+            event = {**change_event(change.record), "instance": change.instance}
+            ring[self.seq % RING_SIZE] = (self.seq, change.record.task_id, dumps(event))
 
     async def refresh_metrics(self) -> None:
         """Recompute the metrics payload (cards and charts) from `manager.metrics()`; one query at a time."""

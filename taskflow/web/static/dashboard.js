@@ -498,7 +498,10 @@ async function renderDetail(id) {
         h("button", { type: "button", class: "copy", title: "Copy the full id", onclick: () => copyText(task.task_id) }, "Copy")]],
       ["Function", task.func_name],
       ["Status", h("span", { class: `status ${task.status}` }, task.status)],
-      ["Reason", task.status_reason || undefined], ["Created", fmtTime(task.created_at)],
+      ["Reason", task.status_reason || undefined],
+      // Known for the tasks another instance runs (their stream events name it).
+      ["Instance", task.instance || state.rows.get(task.task_id)?.instance || undefined],
+      ["Created", fmtTime(task.created_at)],
       ["Started", fmtTime(task.start_time)], ["Ended", fmtTime(task.end_time)],
       ["Duration", fmtDuration(task.duration)], ["Retries used", String(task.retries_used)],
       ["Tags", tags.length ? tags.map(([k, v]) => h("span", { class: "tag" }, `${k}: ${v}`)) : "–"],
