@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -9,6 +11,7 @@ import pytest
 
 from taskflow import TaskRecord, TaskStatus
 from taskflow.stores import SqliteStore
+from taskflow.stores._sqlite_schema import KEY_LOG_LIMIT
 
 pytestmark = pytest.mark.anyio
 
@@ -50,3 +53,17 @@ async def test_claims_and_releases_reach_another_handle_in_commit_order(
                     await anyio.sleep(0.05)
                 tg.cancel_scope.cancel()
         assert seen == expected
+
+
+async def test_the_key_log_keeps_its_newest_rows(anyio_backend: str, tmp_path: Path) -> None:
+    """Past KEY_LOG_LIMIT claims, the oldest log rows are deleted, so the log stays bounded."""
+    path = tmp_path / "k.db"
+    async with SqliteStore(path):
+        pass  # creates the schema
+    claims = KEY_LOG_LIMIT + 5
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executemany(
+            "INSERT INTO taskflow_idempotency VALUES (?, ?)", [(f"k{i}", f"t{i}") for i in range(claims)]
+        )
+        rows = conn.execute("SELECT count(*), min(seq), max(seq) FROM taskflow_key_log").fetchone()
+    assert rows == (KEY_LOG_LIMIT, claims - KEY_LOG_LIMIT + 1, claims)
