@@ -104,6 +104,14 @@ class TaskActions:
             raise TaskNotFound(f"no task with id {task_id!r}")
         return record
 
+    def instance_of(self, record: TaskRecord) -> str | None:
+        """The id of the instance that runs (or ran) `record`: this one for a record kept in memory (when
+        there is a store), else the owner the store gave it (None without a store)."""
+        persistence = self.persistence
+        if persistence is not None and persistence.active and self.table.get(record.task_id) is record:
+            return persistence.instance_id
+        return record.instance
+
     def query(self, **filters: Any) -> Page:
         """In-memory records, filtered and cursor-paged, newest first (see TaskTable.query)."""
         return self.table.query(**filters)

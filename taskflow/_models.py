@@ -125,6 +125,8 @@ class TaskRecord:
     submitted (None without OpenTelemetry): a task run again after a restart links its spans back to it.
     `checkpoint` is the task's last saved progress (`get_task_context().checkpoint(state)`), encoded: JSON
     text, or `"fernet:"` and a Fernet token of that JSON when arguments are encrypted (None until saved).
+    `instance` (read-only, not compared) is the id of the instance that owns the record in the store, set on
+    records read from a store (None on the ones this process keeps: `to_dict()` then says null).
     """
 
     task_id: str
@@ -146,6 +148,7 @@ class TaskRecord:
     status_reason: str | None = None
     trace_context: str | None = None
     checkpoint: str | None = None
+    instance: str | None = field(default=None, compare=False)
 
     @property
     def duration(self) -> float | None:
@@ -155,7 +158,7 @@ class TaskRecord:
         return (self.end_time - self.start_time).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict: the 0.5.0 keys, then `attempts` and `status_reason`."""
+        """JSON-safe dict: the 0.5.0 keys, then `attempts`, `status_reason` and `instance`."""
         return {
             "task_id": self.task_id,
             "func_name": self.func_name,
@@ -171,4 +174,5 @@ class TaskRecord:
             "tags": dict(self.tags),
             "attempts": [a.to_dict() for a in self.attempts],
             "status_reason": self.status_reason,
+            "instance": self.instance,
         }

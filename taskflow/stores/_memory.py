@@ -85,7 +85,7 @@ class MemoryStore:
         staged = []
         for record in records:
             call = encode_call(record.args, record.kwargs)  # TypeError here leaves the store untouched
-            stored = replace(copy_record(record), args=(), kwargs={})
+            stored = replace(copy_record(record), args=(), kwargs={}, instance=owner)
             staged.append(_Entry(stored, call, owner, record.task_id in requeue_ids))
         for entry in staged:
             self._entries[entry.record.task_id] = entry

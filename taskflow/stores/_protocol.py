@@ -94,7 +94,11 @@ class KeyFeedStore(Protocol):
         """Yield `(key, holder id)` whenever any instance claims a key, and `(key, None)` when the holder
         of a key fails, is cancelled or interrupted, until cancelled. Calls `subscribed()` once the feed
         is live (the runtime serves once it is, so a key claimed after start-up is never missed). Raises
-        when the feed is lost (the runtime subscribes again)."""
+        when the feed is lost (the runtime subscribes again).
+
+        Redis: pub/sub on `prefix:keys` (the claim and write scripts publish). SQLite: a poll of `PRAGMA
+        data_version`, then the rows of the trigger-fed key log after the last one seen.
+        """
         ...
 
 

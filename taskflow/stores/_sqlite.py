@@ -173,6 +173,22 @@ class SqliteStore(SqliteAccess):
             if changes:
                 yield changes
 
+    async def key_changes(
+        self, *, subscribed: Callable[[], None] = lambda: None
+    ) -> AsyncIterator[tuple[str, str | None]]:
+        """Idempotency keys as every process claims them, `(key, holder id)`, and releases them,
+        `(key, None)`: the key log of the file, polled every `POLL_INTERVAL` seconds (`_sqlite_feed`).
+
+        Runs until cancelled; claims made before it started are not replayed (callers load `held_keys()`).
+        """
+        state = feed.KeyFeedState()
+        await self._call(feed.poll_keys, state, False)
+        subscribed()
+        while True:
+            await anyio.sleep(feed.POLL_INTERVAL)
+            for change in await self._call(feed.poll_keys, state, True):
+                yield change
+
     async def query(
         self,
         *,

@@ -7,6 +7,11 @@ one pragma per poll. When it changed, one indexed query reads the other owners' 
 those that differ from what it saw at the last poll. Bounds, by design: a change is seen up to
 `POLL_INTERVAL` late; a final state committed more than `LOOKBACK` seconds after it happened (the file was
 locked or unwritable that long) is not streamed (listings still show it).
+
+Also here: the key feed. It polls the same pragma; when it changed, it reads the rows of
+`taskflow_key_log` (claims and releases of idempotency keys, logged by triggers in commit order) after the
+last one it saw. A reader more than `KEY_LOG_LIMIT` rows behind misses the oldest (the claim at dispatch
+still catches a duplicate).
 """
 
 from __future__ import annotations
@@ -60,3 +65,28 @@ def poll(conn: sqlite3.Connection, instance_id: str, state: FeedState, emit: boo
             out.append(StoredChange(from_row(row, with_args=False), row["owner"]))
     state.seen = seen
     return out
+
+
+@dataclass(slots=True)
+class KeyFeedState:
+    """What one key feed saw at its last poll: the file's data_version and the last key log row."""
+
+    data_version: int | None = None
+    seq: int = 0
+
+
+def poll_keys(conn: sqlite3.Connection, state: KeyFeedState, emit: bool) -> list[tuple[str, str | None]]:
+    """The `(key, holder or None)` logged since the last poll, oldest first (none when priming)."""
+    (version,) = conn.execute("PRAGMA data_version").fetchone()
+    if version == state.data_version:
+        return []
+    state.data_version = version
+    if not emit:
+        (state.seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM taskflow_key_log").fetchone()
+        return []
+    rows = conn.execute(
+        "SELECT seq, key, holder FROM taskflow_key_log WHERE seq > ? ORDER BY seq", (state.seq,)
+    ).fetchall()
+    if rows:
+        state.seq = rows[-1][0]
+    return [(key, holder) for _seq, key, holder in rows]

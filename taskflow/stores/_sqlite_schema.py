@@ -15,6 +15,7 @@ from typing import Any
 from .._codec import decode_call, encode_call
 from .._models import AttemptRecord, TaskRecord, TaskStatus
 from ._common import parse_utc, utc_text, utc_text_or_none
+from ._paging import RELEASES_KEY
 
 _V1 = (
     """CREATE TABLE taskflow_tasks (
@@ -82,7 +83,31 @@ _V3 = (
 # task requeued at shutdown resumes from its saved progress (NULL until a task saves one, and in older rows).
 _V4 = ("ALTER TABLE taskflow_tasks ADD COLUMN checkpoint TEXT",)
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4]
+# v5: the key feed (`SqliteStore.key_changes`): triggers log, in commit order, every claim of an idempotency
+# key and every release (its holder turned failed, cancelled or interrupted), so other processes can mirror
+# the keys by reading the rows after the last one they saw. The log keeps its newest KEY_LOG_LIMIT rows.
+KEY_LOG_LIMIT = 10_000
+_RELEASED = ", ".join(f"'{s.value}'" for s in sorted(RELEASES_KEY))
+_LOG_RELEASE = (
+    "INSERT INTO taskflow_key_log (key, holder) SELECT key, NULL FROM taskflow_idempotency"
+    " WHERE key = new.idempotency_key AND task_id = new.task_id;"
+)
+_V5 = (
+    "CREATE TABLE taskflow_key_log (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, holder TEXT)",
+    f"""CREATE TRIGGER taskflow_key_claimed AFTER INSERT ON taskflow_idempotency BEGIN
+        INSERT INTO taskflow_key_log (key, holder) VALUES (new.key, new.task_id);
+        DELETE FROM taskflow_key_log WHERE seq <= last_insert_rowid() - {KEY_LOG_LIMIT:d};
+    END""",
+    # A record's first write can already be its failure (group commit coalesces its states), hence both.
+    f"""CREATE TRIGGER taskflow_key_released AFTER UPDATE OF status ON taskflow_tasks
+        WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED}) AND old.status IS NOT new.status
+        BEGIN {_LOG_RELEASE} END""",
+    f"""CREATE TRIGGER taskflow_key_released_new AFTER INSERT ON taskflow_tasks
+        WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED})
+        BEGIN {_LOG_RELEASE} END""",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 
@@ -250,4 +275,5 @@ def from_row(row: sqlite3.Row, *, with_args: bool) -> TaskRecord:
         status_reason=row["status_reason"],
         trace_context=row["trace_context"],
         checkpoint=row["checkpoint"],
+        instance=row["owner"],
     )

@@ -101,7 +101,8 @@ def build_api_router(
         return response
 
     async def task_dict(task_id: str) -> dict[str, Any]:
-        return record_dict(await manager.actions.find(task_id), display_func_args)
+        record = await manager.actions.find(task_id)
+        return record_dict(record, display_func_args, instance=manager.actions.instance_of(record))
 
     @router.get("", summary="List tasks, newest first")
     async def list_tasks(

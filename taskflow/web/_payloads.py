@@ -11,13 +11,18 @@ from .._models import TaskRecord
 ERROR_EXCERPT = 300
 
 
-def record_dict(record: TaskRecord, display_func_args: bool) -> dict[str, Any]:
-    """`to_dict()`, plus `repr()`s of the arguments when the admin shows them (never encrypted ones).
+def record_dict(
+    record: TaskRecord, display_func_args: bool, *, instance: str | None = None
+) -> dict[str, Any]:
+    """`to_dict()`, plus `repr()`s of the arguments when the admin shows them (never encrypted ones), and
+    `instance` when given (the instance that runs it, when the record did not come from the store).
 
     A call that could not be stored shows what the store holds for it (`<not stored: ...>` display forms,
     redacted when encryption is on), live or read back after a restart alike.
     """
     data = record.to_dict()
+    if instance is not None:
+        data["instance"] = instance
     if display_func_args and record.encrypted_payload is None:
         args, kwargs = record.args, record.kwargs
         if type(args) is UnstoredCallArgs:

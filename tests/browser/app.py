@@ -2,7 +2,8 @@
 
 Environment: `TASKFLOW_TEST_AUTH=1` turns on auth (users `admin` and the read-only `viewer`, both with
 password `secret`); `TASKFLOW_TEST_SECRET`
-sets the session key; `TASKFLOW_TEST_FILL=<n>` preloads n finished tasks. Routes under /run start tasks;
+sets the session key; `TASKFLOW_TEST_FILL=<n>` preloads n finished tasks; `TASKFLOW_TEST_DB=<path>` keeps
+the tasks in a SQLite store at that path. Routes under /run start tasks;
 each returns the new task's id.
 """
 
@@ -15,8 +16,12 @@ import anyio
 from fastapi import Depends, FastAPI
 
 from taskflow import ManagedBackgroundTasks, TaskAdmin, TaskManager, task_log
+from taskflow.stores import SqliteStore
 
 task_manager = TaskManager(
+    snapshot_backend=SqliteStore(os.environ["TASKFLOW_TEST_DB"])
+    if os.environ.get("TASKFLOW_TEST_DB")
+    else None,
     max_terminal_records=None,
     config={"policies": {"feeds": {"delay": 0.01, "max_restarts": 1, "retry_on": "ConnectionError"}}},
 )

@@ -499,7 +499,7 @@ async function renderDetail(id) {
       ["Function", task.func_name],
       ["Status", h("span", { class: `status ${task.status}` }, task.status)],
       ["Reason", task.status_reason || undefined],
-      // Known for the tasks another instance runs (their stream events name it).
+      // With a store, the task's JSON names it (and so do the stream events of another instance's tasks).
       ["Instance", task.instance || state.rows.get(task.task_id)?.instance || undefined],
       ["Created", fmtTime(task.created_at)],
       ["Started", fmtTime(task.start_time)], ["Ended", fmtTime(task.end_time)],
