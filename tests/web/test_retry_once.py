@@ -9,10 +9,13 @@ from typing import Any
 
 import anyio
 import httpx
+import pytest
 from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import TaskAdmin, TaskManager, TaskStatus
+from taskflow.stores import RedisStore
 from tests.helpers import serve, wait_finished, wait_until
+from tests.redis_service import REDIS_URL, redis_prefix
 
 CONCURRENT = 20
 
@@ -113,12 +116,11 @@ async def test_public_retry_returns_the_same_run_to_concurrent_callers() -> None
     assert state["calls"] == [3, 3]
 
 
-async def test_concurrent_retries_on_two_instances_sharing_a_store_make_one_run(tmp_path: Path) -> None:
-    """Two managers on one SQLite file, 20 retries of one failed task spread over both: one run."""
-    db = str(tmp_path / "tasks.db")
+async def two_instances_retry_once(first_options: dict[str, Any], second_options: dict[str, Any]) -> None:
+    """Fail a task on one instance, retry it 20 times at once over both: one answer id, one run."""
     state: dict[str, Any] = {"fail": True, "calls": [], "gate": None}
-    first_app, first = make_app(state, snapshot_db=db)
-    second_app, second = make_app(state, snapshot_db=db)
+    first_app, first = make_app(state, **first_options)
+    second_app, second = make_app(state, **second_options)
     async with AsyncExitStack() as stack:
         one = await stack.enter_async_context(serve(first_app))
         two = await stack.enter_async_context(serve(second_app))
@@ -135,3 +137,19 @@ async def test_concurrent_retries_on_two_instances_sharing_a_store_make_one_run(
         (new,) = await wait_finished(owner, [new_id])
     assert new.status is TaskStatus.SUCCESS
     assert state["calls"] == [5, 5]
+
+
+async def test_concurrent_retries_on_two_instances_sharing_sqlite_make_one_run(tmp_path: Path) -> None:
+    """Two managers on one SQLite file, 20 retries of one failed task spread over both: one run."""
+    db = str(tmp_path / "tasks.db")
+    await two_instances_retry_once({"snapshot_db": db}, {"snapshot_db": db})
+
+
+@pytest.mark.services
+async def test_concurrent_retries_on_two_instances_sharing_redis_make_one_run() -> None:
+    """Two managers on one Redis prefix, 20 retries of one failed task spread over both: one run."""
+    with redis_prefix() as prefix:
+        await two_instances_retry_once(
+            {"snapshot_backend": RedisStore(REDIS_URL, prefix=prefix)},
+            {"snapshot_backend": RedisStore(REDIS_URL, prefix=prefix)},
+        )
