@@ -212,7 +212,8 @@ def start_with_auth(page: Any, base: str) -> str:
 
 def test_dead_letters_tab_retries_a_group_and_links_the_new_task(page: Any, server: str) -> None:
     """The Dead letters tab groups a failure (markup stays text), retries the group with confirmation,
-    and the toast links to the new task, whose detail opens; the Export link follows the filters."""
+    and the toast links to the new task, whose detail opens; clearing history asks first; the Export link
+    follows the filters."""
     open_dashboard(page, server)
     failed = start(server, "flaky", "dead-letter")
     row(page, failed).locator(".status.failed").wait_for()
@@ -229,6 +230,11 @@ def test_dead_letters_tab_retries_a_group_and_links_the_new_task(page: Any, serv
     link.click()
     page.locator("#detail").get_by_text(new_id).first.wait_for()
     screenshot(page, "dead-letters")
+    page.locator("#detail-close").click()
+    page.locator("#clear-history").click()
+    page.locator("#confirm-text", has_text="older than 7 days").wait_for()
+    confirm(page)
+    page.get_by_text("0 finished tasks forgotten").wait_for()  # every task here is recent
     page.locator('nav [data-tab="tasks"]').click()
     page.locator("#f-status").select_option("failed")
     href = page.locator("#export-csv").get_attribute("href")

@@ -1,8 +1,9 @@
 // taskflow dashboard: the Dead letters view (GET {base}/dead-letters: failed and interrupted tasks grouped by
 // function and error), with a retry of a whole group (POST {base}/bulk-retry), and the Export link of the
 // Tasks tab (GET {base}/export with the current filters). Loaded after dashboard.js and uses its helpers
-// (h, $, api, toast, retryToast, confirmAction, filters, shortId, openDetail, fmtTime). Like it, it builds
-// the DOM with text nodes only: there is no innerHTML here.
+// (h, $, api, toast, retryToast, confirmAction, filters, shortId, openDetail, fmtTime). The tab also holds
+// the clear-history action (DELETE {base}/history), with a confirmation. Like dashboard.js, it builds the
+// DOM with text nodes only: there is no innerHTML here.
 "use strict";
 
 async function loadDeadLetters() {
@@ -50,6 +51,21 @@ async function retryGroup(group) {
   loadDeadLetters();
 }
 
+/** Forget finished tasks older than the chosen age (DELETE {base}/history), after a confirmation. */
+async function clearHistory() {
+  const days = $("#clear-age").value;
+  const text = `Forget every finished task older than ${days} day${days === "1" ? "" : "s"}? This cannot be undone.`;
+  if (!(await confirmAction(text, "Clear history"))) return;
+  try {
+    const { body } = await api(`/history?value=${encodeURIComponent(days)}&unit=day`, { method: "DELETE" });
+    toast(`${body.deleted} finished task${body.deleted === 1 ? "" : "s"} forgotten`);
+  } catch (err) {
+    toast(`Clear refused: ${err.message}`, true);
+    return;
+  }
+  loadDeadLetters();
+}
+
 /** The Export link of the Tasks tab follows its filters (the id search is not a listing filter). */
 function updateExportLink() {
   const f = filters();
@@ -64,5 +80,6 @@ function updateExportLink() {
 document.addEventListener("tf-tab", (e) => { if (e.detail === "dead-letters") loadDeadLetters(); });
 $("#dl-since").addEventListener("change", loadDeadLetters);
 $("#dl-refresh").addEventListener("click", loadDeadLetters);
+$("#clear-history").addEventListener("click", clearHistory);
 $("#filters").addEventListener("input", updateExportLink);
 updateExportLink();
