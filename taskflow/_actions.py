@@ -121,7 +121,10 @@ class TaskActions:
 
     async def find_soon(self, task_id: str) -> TaskRecord:
         """`find`, waiting up to `STORE_READ_TIMEOUT` for a task another instance claimed but has not
-        written yet (its store write is queued there)."""
+        written yet (its store write is queued there). Without a running store, nothing to wait for."""
+        persistence = self.persistence
+        if persistence is None or not persistence.active:
+            return await self.find(task_id)
         with anyio.move_on_after(STORE_READ_TIMEOUT):
             while True:
                 try:

@@ -29,6 +29,8 @@ from ._manager import TaskManager
 
 MAX_BULK = 500
 """Most tasks one bulk retry (`task_ids`, or `retry-failed`'s `limit`) may name."""
+MAX_BODY = 64 * 1024
+"""Most bytes a bulk-retry body may have (500 ids of 64 characters fit)."""
 MAX_SCAN = 10_000
 """Most records the dead-letter view and an export read (their `limit`)."""
 GROUP_IDS = 100
@@ -101,8 +103,24 @@ async def _export_json(rows: AsyncIterator[list[TaskRecord]]) -> AsyncIterator[s
     yield "]"
 
 
-def bulk_ids(body: Any) -> list[str]:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read no further than `limit` bytes; ValueError when it is longer."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"the body must be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bulk_ids(raw: bytes) -> list[str]:
     """The `task_ids` of a bulk-retry body, checked; ValueError saying what is wrong."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
     ids = body.get("task_ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids:
         raise ValueError('the body must be a JSON object {"task_ids": [...]} with at least one id')
@@ -227,8 +245,8 @@ def build_dead_letter_router(
     @router.post("/bulk-retry", summary="Retry the failed or interrupted tasks named in the body")
     async def bulk_retry(request: Request) -> Any:
         try:
-            ids = bulk_ids(await request.json())
-        except ValueError as exc:  # the body is not JSON, or not the right shape
+            ids = bulk_ids(await read_body(request, MAX_BODY))
+        except ValueError as exc:  # too long, not JSON, or not the right shape
             return await refuse(request, "bulk_retry", None, _error(400, str(exc)))
         records: list[TaskRecord] = []
         missing = []

@@ -99,10 +99,12 @@ async def test_bulk_retry_retries_each_once_and_reports_every_id() -> None:
 @pytest.mark.parametrize(
     "body",
     [b"not json", b"[]", b'{"task_ids": []}', b'{"task_ids": "abc"}', b'{"task_ids": [1]}',
-     b'{"task_ids": ["' + b"x" * 100 + b'"]}', b'{"task_ids": [' + b",".join([b'"a"'] * 501) + b"]}"],
+     b'{"task_ids": ["' + b"x" * 100 + b'"]}', b'{"task_ids": [' + b",".join([b'"a"'] * 501) + b"]}",
+     b'{"task_ids": ["a"], "pad": "' + b"x" * 70_000 + b'"}'],
 )  # fmt: skip
 async def test_bulk_retry_refuses_bad_bodies_with_a_json_400(body: bytes) -> None:
-    """A body that is not {"task_ids": [1..500 short strings]} gets a 400 with a message, audited."""
+    """A body that is not {"task_ids": [1..500 short strings]} (or over 64 KiB) gets a 400 with a message,
+    audited."""
     app, _tm, _state = make_app()
     async with serve(app) as client:
         response = await client.post("/tasks/bulk-retry", content=body)
