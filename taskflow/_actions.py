@@ -10,7 +10,7 @@ import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
@@ -50,6 +50,21 @@ async def store_read() -> AsyncIterator[None]:
         raise
     except Exception as exc:  # the store's own errors: connection refused, timeouts, a locked file...
         raise StoreUnavailable(f"the task store is unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+RETRY_KEY_PREFIX = "retry-of:"
+"""The idempotency key of a retry is this prefix and the id of the task it retries."""
+RETRY_OF_TAG = "retry_of"
+"""The tag linking a retry to the task it retries."""
+
+
+class Resubmission(NamedTuple):
+    """What a retry gave: the id of the task that runs it, its record when this instance has it, and
+    whether it was created now (False: an earlier retry of the same task holds it)."""
+
+    task_id: str
+    record: TaskRecord | None
+    created: bool
 
 
 class TaskActions:
@@ -112,6 +127,20 @@ class TaskActions:
             return persistence.instance_id
         return record.instance
 
+    async def find_soon(self, task_id: str) -> TaskRecord:
+        """`find`, waiting up to `STORE_READ_TIMEOUT` for a task another instance claimed but has not
+        written yet (its store write is queued there). Without a running store, nothing to wait for."""
+        persistence = self.persistence
+        if persistence is None or not persistence.active:
+            return await self.find(task_id)
+        with anyio.move_on_after(STORE_READ_TIMEOUT):
+            while True:
+                try:
+                    return await self.find(task_id)
+                except TaskNotFound:
+                    await anyio.sleep(0.05)
+        return await self.find(task_id)
+
     def query(self, **filters: Any) -> Page:
         """In-memory records, filtered and cursor-paged, newest first (see TaskTable.query)."""
         return self.table.query(**filters)
@@ -143,10 +172,13 @@ class TaskActions:
         self.lifecycle.finish(record, TaskStatus.CANCELLED, reason="cancelled")
         return record
 
-    def resubmit(self, task_id: str, *, record: TaskRecord | None = None) -> TaskRecord:
-        """Create a new PENDING task repeating a FAILED or INTERRUPTED one; the caller starts it (the HTTP
-        API's "retry", not to be mixed up with the policy's retries of one task).
+    def resubmit(self, task_id: str, *, record: TaskRecord | None = None) -> Resubmission:
+        """Create a new PENDING task repeating a FAILED or INTERRUPTED one; the caller starts it when
+        `created` (the HTTP API's "retry", not to be mixed up with the policy's retries of one task).
 
+        The new task holds the idempotency key `retry-of:<id>` (and the tag `retry_of`): while an earlier
+        retry of the same task holds it (pending, running or succeeded), that task's id is returned instead
+        and nothing is created, atomically. A retry that fails, is cancelled or interrupted releases it.
         `record` lets the caller pass a record found in the store (see `find`).
         """
         if record is None:
@@ -165,14 +197,33 @@ class TaskActions:
             args=record.args,
             kwargs=dict(record.kwargs),
             created_at=utcnow(),
-            idempotency_key=record.idempotency_key,
-            tags=dict(record.tags),
+            idempotency_key=RETRY_KEY_PREFIX + record.task_id,
+            tags={**record.tags, RETRY_OF_TAG: record.task_id},
             encrypted_payload=record.encrypted_payload,
             # Linked to the request asking for the retry when it is traced, else to the original's trace.
             trace_context=current_traceparent() or record.trace_context,
         )
-        self.launcher.accept(new, definition, contextvars.copy_context())
-        return new
+        holder = self.launcher.accept_unless_key_held(new, definition, contextvars.copy_context())
+        if holder is not None:
+            return Resubmission(holder, self.table.get(holder), False)
+        return Resubmission(new.task_id, new, True)
+
+    async def retry(self, task_id: str, *, record: TaskRecord | None = None) -> Resubmission:
+        """`resubmit`, then claim the new task's key in the store, so that concurrent retries of one task on
+        every instance sharing it make one run: a loser's record is cancelled unrun and the winner's id
+        returned. The caller starts the task when `created`."""
+        if record is None:
+            record = await self.find(task_id)
+        run = self.resubmit(task_id, record=record)
+        if run.record is None:
+            return run  # held by a retry known from the store's key feed
+        # Also for a retry found in memory: it may be another request's, still to lose its own claim.
+        holder = await self.launcher.claim_key(run.record)
+        if holder is None:
+            return run
+        if run.created:
+            self.lifecycle.finish(run.record, TaskStatus.CANCELLED, reason=f"duplicate of task {holder}")
+        return Resubmission(holder, self.table.get(holder), False)
 
     async def metrics(self) -> dict[str, Any]:
         """The `/tasks/metrics` JSON; with a store, the counts cover the whole shared history.

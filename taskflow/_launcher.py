@@ -131,12 +131,8 @@ class Launcher:
         if idempotency_key is None:
             self.accept(record, definition, contextvars.copy_context())
             return record.task_id, True
-        self.actors[record.task_id] = make_actor(
-            record, definition, contextvars.copy_context(), self.services
-        )
-        holder = self.lifecycle.admit(record, unless_key_held=True)
+        holder = self.accept_unless_key_held(record, definition, contextvars.copy_context())
         if holder is not None:  # another thread took the key in between
-            del self.actors[record.task_id]
             return holder, False
         return record.task_id, True
 
@@ -151,6 +147,25 @@ class Launcher:
         """Admit a new PENDING record with its actor, ready to be started."""
         self.actors[record.task_id] = make_actor(record, definition, context, self.services)
         self.lifecycle.admit(record, status=status)
+
+    def accept_unless_key_held(
+        self, record: TaskRecord, definition: TaskDefinition, context: contextvars.Context
+    ) -> str | None:
+        """`accept` a keyed record atomically, unless a non-failed task in memory holds its idempotency key:
+        that task's id is returned instead, and nothing is admitted."""
+        self.actors[record.task_id] = make_actor(record, definition, context, self.services)
+        holder = self.lifecycle.admit(record, unless_key_held=True)
+        if holder is not None:
+            del self.actors[record.task_id]
+        return holder
+
+    async def claim_key(self, record: TaskRecord) -> str | None:
+        """Claim a keyed record's idempotency key in the store (every instance sharing it sees the claim);
+        the id of the other task holding it, or None (claimed, no key, or no running store)."""
+        persistence = self.persistence
+        if record.idempotency_key is None or persistence is None or not persistence.active:
+            return None
+        return await self._claim_key(persistence, record)
 
     async def make_durable(self, records: list[TaskRecord]) -> bool:
         """Commit these records before a response goes out; False if the store could not confirm in time."""

@@ -359,11 +359,14 @@ class TaskRuntime:
         return self.actions.cancel(task_id)
 
     async def retry(self, task_id: str) -> TaskRecord:
-        """Run a failed or interrupted task again, as a new task linked to it; the new record is returned
-        (the HTTP API's retry; not the policy's retries of one task). InvalidTaskState otherwise."""
-        new = self.actions.resubmit(task_id, record=await self.actions.find(task_id))
-        await self.launcher.start(new.task_id)
-        return new
+        """Run a failed or interrupted task again, as a new task linked to it (tag `retry_of`); its record is
+        returned (the HTTP API's retry; not the policy's retries of one task). InvalidTaskState otherwise.
+        While an earlier retry of the same task is pending, running or succeeded, that one is returned."""
+        run = await self.actions.retry(task_id)
+        if run.created:
+            await self.launcher.start(run.task_id)
+        # Concurrent retries of one task (on any instance sharing the store) get the same run.
+        return run.record if run.record is not None else await self.actions.find_soon(run.task_id)
 
     async def delete_history(self, cutoff: datetime) -> dict[str, int]:
         """Forget finished tasks that ended before `cutoff`, in memory and in the store."""

@@ -15,6 +15,7 @@ from ._api import build_api_router
 from ._audit import AuditLog, build_audit_router
 from ._auth import SessionGuard, resolve_auth
 from ._dashboard import DashboardConfig, asset_url, build_dashboard_router
+from ._deadletters import build_dead_letter_router
 from ._login import build_auth_router
 from ._manager import TaskManager
 from ._prometheus import build_prometheus_router
@@ -146,6 +147,8 @@ class TaskAdmin:
         admin.include_router(dashboard, prefix=path)
         admin.include_router(build_prometheus_router(task_manager, dependencies=dependencies), prefix=path)
         admin.include_router(build_audit_router(audit, dependencies=dependencies), prefix=path)
+        dead_letters = build_dead_letter_router(task_manager, audit, dependencies=dependencies)
+        admin.include_router(dead_letters, prefix=path)
         admin.include_router(
             build_api_router(
                 task_manager, audit, dependencies=dependencies, display_func_args=display_func_args

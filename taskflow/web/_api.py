@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request, params
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
+from .._actions import Resubmission
 from .._exceptions import InvalidTaskState, StoreUnavailable, TaskNotFound, TaskNotRegistered
 from .._models import TaskStatus, utcnow
 from ..stores import InvalidCursor
@@ -80,6 +81,16 @@ def parse_tag(value: str | None) -> tuple[str, str] | None:
         if found and key:
             return key, tag_value
     raise ValueError("tag must look like key:value")
+
+
+def retry_answer(run: Resubmission) -> dict[str, Any]:
+    """A retry's JSON: the id of the task that runs it (the same for concurrent retries of one task), its
+    record when this instance has it, and whether this request created it."""
+    return {
+        "task_id": run.task_id,
+        "task": run.record.to_dict() if run.record is not None else None,
+        "created": run.created,
+    }
 
 
 def build_api_router(
@@ -202,7 +213,7 @@ def build_api_router(
         if len(task_id) > MAX_ID_LENGTH:
             return await audited(request, "retry", target, _not_found())
         try:
-            new = manager.actions.resubmit(task_id, record=await manager.actions.find(task_id))
+            run = await manager.actions.retry(task_id)
         except TaskNotFound:
             return await audited(request, "retry", target, _not_found())
         except StoreUnavailable as exc:
@@ -212,10 +223,11 @@ def build_api_router(
         except TaskNotRegistered as exc:
             return await audited(request, "retry", target, _error(409, str(exc)))
         response = JSONResponse(
-            {"task_id": new.task_id, "task": new.to_dict()},
-            background=BackgroundTask(manager.launcher.start, new.task_id),
+            retry_answer(run),
+            background=BackgroundTask(manager.launcher.start, run.task_id) if run.created else None,
         )
-        return await audited(request, "retry", target, response, f"new task {new.task_id}")
+        detail = f"new task {run.task_id}" if run.created else f"already retried as task {run.task_id}"
+        return await audited(request, "retry", target, response, detail)
 
     @router.post("/{task_id}/cancel", summary="Cancel a pending or running task")
     async def cancel_task(request: Request, task_id: str) -> Any:

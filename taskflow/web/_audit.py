@@ -125,7 +125,8 @@ class AuditLog:
         return await self._target().audit_page(limit=limit, before=before)
 
 
-def _csv_cell(value: object) -> str:
+def csv_cell(value: object) -> str:
+    """A CSV cell as text, defused: a spreadsheet would run a cell starting with = + - @ as a formula."""
     text = "" if value is None else str(value)
     # A spreadsheet runs cells starting with these as formulas: keep them text.
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -139,7 +140,7 @@ async def _csv_rows(log: AuditLog, before: str | None, limit: int | None) -> Asy
     while left > 0:
         entries = await log.page(limit=min(MAX_PAGE, left), before=before)
         for entry in entries:
-            writer.writerow([_csv_cell(v) for v in entry_dict(entry).values()])
+            writer.writerow([csv_cell(v) for v in entry_dict(entry).values()])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -47,7 +47,8 @@ def test_audit_view_lists_sign_ins_and_actions(page: Any, auth_server: str) -> N
 
 
 def test_read_only_user_sees_no_actions(page: Any, auth_server: str) -> None:
-    """A read-only user sees tasks but no Retry, Cancel or Retry-selected control; the API refuses them."""
+    """A read-only user sees tasks but no Retry, Cancel, Retry-selected, group retry or Clear history
+    control; the API refuses them."""
     sign_in(page, auth_server, "viewer")
     task_id = start(auth_server, "slow", "30")
     row(page, task_id).click()
@@ -56,6 +57,10 @@ def test_read_only_user_sees_no_actions(page: Any, auth_server: str) -> None:
     assert page.locator("#detail-cancel").is_hidden()
     assert page.locator("#bulk-retry").is_hidden()
     assert page.locator("#tasks th.sel").is_hidden()
+    page.locator('nav [data-tab="dead-letters"]').click()
+    page.locator("#dead-letters th").first.wait_for()
+    assert page.locator("#clear-history").is_hidden() and page.locator("#dead-letters th.sel").is_hidden()
+    page.locator('nav [data-tab="tasks"]').click()
     refused = page.evaluate(
         "id => fetch(`/tasks/${id}/cancel`, {method: 'POST'}).then(r => r.status)", task_id
     )

@@ -208,3 +208,35 @@ def test_login_and_logout(page: Any, auth_server: str) -> None:
 def start_with_auth(page: Any, base: str) -> str:
     # /run is the app's own route (not guarded); the task then shows up on the signed-in dashboard.
     return start(base, "quick", "7")
+
+
+def test_dead_letters_tab_retries_a_group_and_links_the_new_task(page: Any, server: str) -> None:
+    """The Dead letters tab groups a failure (markup stays text), retries the group with confirmation,
+    and the toast links to the new task, whose detail opens; clearing history asks first; the Export link
+    follows the filters."""
+    open_dashboard(page, server)
+    failed = start(server, "flaky", "dead-letter")
+    row(page, failed).locator(".status.failed").wait_for()
+    page.locator('nav [data-tab="dead-letters"]').click()
+    group = page.locator("#dead-letters tbody tr", has_text="first run of dead-letter fails")
+    group.wait_for()
+    assert page.locator("#dead-letters tbody b").count() == 0  # the error's <b> is text, not markup
+    group.locator("button.dl-retry").click()
+    confirm(page)
+    link = page.locator(".toast a")
+    link.wait_for()
+    new_id = link.get_attribute("title")
+    assert new_id and new_id != failed
+    link.click()
+    page.locator("#detail").get_by_text(new_id).first.wait_for()
+    screenshot(page, "dead-letters")
+    page.locator("#detail-close").click()
+    page.locator("#clear-history").click()
+    page.locator("#confirm-text", has_text="older than 7 days").wait_for()
+    confirm(page)
+    page.get_by_text("0 finished tasks forgotten").wait_for()  # every task here is recent
+    page.locator('nav [data-tab="tasks"]').click()
+    page.locator("#f-status").select_option("failed")
+    href = page.locator("#export-csv").get_attribute("href")
+    assert href == "/tasks/export?format=csv&status=failed"
+    assert page.errors == []

@@ -116,9 +116,9 @@ async def test_retry_endpoint_codes_and_new_task() -> None:
         response = await client.post(f"/tasks/{task_id}/retry")
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"task_id", "task"} and body["task"]["status"] == "pending"
+        assert set(body) == {"task_id", "task", "created"} and body["task"]["status"] == "pending"
         (new,) = await wait_finished(tm, [body["task_id"]])
-        assert new.status is TaskStatus.SUCCESS and new.tags == {"source": "web"}
+        assert new.status is TaskStatus.SUCCESS and new.tags == {"source": "web", "retry_of": task_id}
         assert (await client.post(f"/tasks/{body['task_id']}/retry")).status_code == 400
         assert (await client.post("/tasks/nope/retry")).json() == {"detail": "Task not found"}
     assert state["calls"] == [(9, "secret-note"), (9, "secret-note")]

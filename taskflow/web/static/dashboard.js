@@ -546,18 +546,29 @@ async function renderDetail(id) {
 
 // ---- actions ---------------------------------------------------------------------------------------------
 
+/** "N tasks retried", with a link opening the (first) new task; concurrent retries of one task share it. */
+function retryToast(done, newId) {
+  if (!done) return;
+  const text = `${done} task${done > 1 ? "s" : ""} retried`;
+  if (!newId) { toast(text); return; }
+  const link = h("a", { href: "#", class: "mono", title: newId, onclick: (e) => { e.preventDefault(); openDetail(newId); } }, shortId(newId));
+  toast(h("span", {}, `${text}: `, link));
+}
+
 async function retry(ids) {
   let done = 0;
+  let newId = null;
   const failures = [];
   for (const id of ids) {
     try {
-      await api(`/${encodeURIComponent(id)}/retry`, { method: "POST" });
+      const { body } = await api(`/${encodeURIComponent(id)}/retry`, { method: "POST" });
+      newId = newId || body.task_id;
       done += 1;
     } catch (err) {
       failures.push(err.message);
     }
   }
-  if (done) toast(`${done} task${done > 1 ? "s" : ""} retried`);
+  retryToast(done, newId);
   if (failures.length) toast(`Retry refused: ${failures[0]}`, true);
 }
 
