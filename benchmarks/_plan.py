@@ -90,6 +90,13 @@ W1 = Workload(
             "b2-anyio": _grid(body=("async", "sync"), backend=("asyncio", "trio")),
             "taskflow": _grid(
                 body=("async", "sync"), injection=("depends", "annotation"), backend=("asyncio", "trio")
+            )
+            # what structlog's bindings and OpenTelemetry's spans add per attempt when the app has them
+            + _grid(
+                body=("async", "sync"),
+                injection=("depends",),
+                backend=("asyncio", "trio"),
+                observability=("structlog", "otel", "both"),
             ),
             **_ft(_grid(body=("async", "sync"), injection=("depends", "annotation"), backend=("asyncio",))),
         },

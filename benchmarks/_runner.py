@@ -7,6 +7,7 @@ shared machine over all systems instead of loading it onto whichever ran last.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -19,7 +20,8 @@ from typing import Any
 from ._environments import Environment
 from ._plan import Case, Workload, reference_for
 
-WORKLOAD_DIR = Path(__file__).resolve().parent / "workloads"
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOAD_DIR = ROOT / "benchmarks" / "workloads"
 
 
 @dataclass
@@ -81,13 +83,24 @@ class CaseResult:
         }
 
 
+def _env_for(case: Case) -> dict[str, str]:
+    """The workload's environment: taskflow is imported from this checkout (the scripts run from their
+    own directory, where an editable install elsewhere would otherwise win)."""
+    env = dict(os.environ)
+    if case.system == "taskflow":
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def run_case(case: Case, workload: Workload, env: Environment, extra: list[str]) -> dict[str, Any]:
     """Run one case once in `env`'s interpreter; raises RuntimeError with the tail of stderr on failure."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [env.python, str(WORKLOAD_DIR / workload.script), *case.argv(), "--out", str(out), *extra]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=workload.timeout, check=False)
+            done = subprocess.run(
+                cmd, env=_env_for(case), capture_output=True, text=True, timeout=workload.timeout, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"timed out after {workload.timeout:.0f} s") from exc
         if done.returncode != 0 or not out.exists():

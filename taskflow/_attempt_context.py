@@ -3,9 +3,9 @@
 Around the user's function (inside the task's own context: the event loop for `async def` tasks, the
 worker thread for `def` ones) an attempt gets:
 
-- structlog: `task_id`, `func_name`, `attempt` (0-based) and `tags` bound with
-  `structlog.contextvars.bind_contextvars`, reset afterwards, so every line the task logs through structlog
-  carries them next to what the request bound;
+- structlog: `task_id`, `func_name`, `attempt` (0-based) and `tags` bound in structlog's contextvars
+  (`structlog.contextvars.bind_contextvars` the first time, then the same variables set directly), reset
+  afterwards, so every line the task logs through structlog carries them next to what the request bound;
 - OpenTelemetry: a span for the attempt, current while it runs (see `_tracing`).
 
 Each is on only when the application has imported the library (for spans: set a tracer provider; recent
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["bound_log_values", "call_async", "call_sync", "wanted"]
 
 _modules = sys.modules
+# structlog's ContextVar for each key an attempt binds, taken from the tokens of the first binding (a
+# token names its variable): later attempts set and reset them directly, without structlog's per-key name
+# building and lookups. Kept with the module they came from, in case structlog is imported anew.
+_structlog_vars: tuple[Any, tuple[contextvars.ContextVar[Any], ...]] = (None, ())
 
 
 def wanted() -> bool:
@@ -54,6 +58,21 @@ def bound_log_values(context: contextvars.Context | None = None) -> dict[str, An
     return found or None
 
 
+_KEYS = ("task_id", "func_name", "attempt", "tags")
+
+
+def _bind(module: Any, values: tuple[Any, ...]) -> tuple[contextvars.Token[Any], ...]:
+    """Bind `values` (in `_KEYS` order) as structlog's `bind_contextvars` would; the tokens reset them."""
+    global _structlog_vars
+    cached_module, variables = _structlog_vars
+    if cached_module is module:
+        return tuple([var.set(value) for var, value in zip(variables, values, strict=True)])
+    tokens = module.bind_contextvars(**dict(zip(_KEYS, values, strict=True)))
+    ordered = tuple(tokens[key] for key in _KEYS)
+    _structlog_vars = (module, tuple(token.var for token in ordered))
+    return ordered
+
+
 class _Attempt:
     """The bindings of one attempt: entered before the user's function runs, exited after."""
 
@@ -68,14 +87,10 @@ class _Attempt:
     def enter(self) -> None:
         actor = self.actor
         record = actor.record
-        contextvars = _modules.get("structlog.contextvars")
-        if contextvars is not None:
-            self.structlog_tokens = contextvars.bind_contextvars(
-                task_id=record.task_id,
-                func_name=record.func_name,
-                attempt=actor.attempt,
-                tags=dict(record.tags),
-            )
+        module = _modules.get("structlog.contextvars")
+        if module is not None:
+            values = (record.task_id, record.func_name, actor.attempt, dict(record.tags))
+            self.structlog_tokens = _bind(module, values)
         tracer = _tracing.tracer()
         if tracer is not None:
             persistence = actor.services.persistence
@@ -98,7 +113,8 @@ class _Attempt:
             _modules["opentelemetry.context"].detach(self.otel_token)
             self.actor.failed_span = _tracing.end_attempt_span(self.span, error)
         if self.structlog_tokens is not None:
-            _modules["structlog.contextvars"].reset_contextvars(**self.structlog_tokens)
+            for token in self.structlog_tokens:
+                token.var.reset(token)
 
 
 async def call_async(actor: Actor, func: Callable[..., Awaitable[Any]], args: Any, kwargs: Any) -> Any:

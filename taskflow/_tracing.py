@@ -21,7 +21,9 @@ from typing import Any
 __all__ = ["current_traceparent", "end_attempt_span", "start_attempt_span", "tracer"]
 
 TRACER_NAME = "taskflow"
-_cache: tuple[Any, Any] = (None, None)  # (provider, its tracer): get_tracer() is not free
+# (provider, its tracer or None for the API's own providers): get_tracer() and the type checks are not free,
+# and this runs on every attempt
+_cache: tuple[Any, Any] = (None, None)
 _default_instance = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -36,8 +38,9 @@ def tracer() -> Any:
     if provider is cached_provider:
         return cached
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return None
-    found = provider.get_tracer(TRACER_NAME)
+        found = None
+    else:
+        found = provider.get_tracer(TRACER_NAME)
     _cache = (provider, found)
     return found
 

@@ -7,6 +7,7 @@ timing (figures come from `python -m benchmarks` on a quiet machine, not from te
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,30 @@ def test_table_is_printed(tiny_run: tuple[dict, str]) -> None:
     for key in sorted(WORKLOADS):
         assert f"Workload {key}:" in stdout
     assert "taskflow target" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "structlog_imported", "provider"),
+    [("none", False, "ProxyTracerProvider"), ("both", True, "TracerProvider")],
+)
+def test_w1_observability_modes_set_up_what_they_say(
+    mode: str, structlog_imported: bool, provider: str
+) -> None:
+    """W1's `--observability none` leaves structlog unimported; `both` imports it and sets an SDK provider."""
+    done = subprocess.run(
+        [sys.executable, "w1_overhead.py", "--system", "taskflow", "--tiny", "--observability", mode],
+        cwd=ROOT / "benchmarks" / "workloads",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout)
+    seen = result["checks"]["observability"]
+    assert result["checks"]["ok"], result["checks"]
+    assert seen["structlog_imported"] is structlog_imported
+    assert seen["tracer_provider"] == provider
+    assert seen["taskflow_file"] == str(ROOT / "taskflow" / "__init__.py")

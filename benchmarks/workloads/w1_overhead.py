@@ -2,7 +2,8 @@
 
 The app's lifespan runs (asgi_lifespan), so managed tasks go to their supervisors as in production.
 The clock runs from the first request until every task body has run; the result is microseconds per
-task. Async or sync bodies, either injection style, on asyncio or trio.
+task. Async or sync bodies, either injection style, on asyncio or trio; for taskflow, with structlog
+and/or an OpenTelemetry tracer provider set up first (`--observability`, see `_observability`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import anyio
 from _harness import add, client_for, emit, parser, wait_until
+from _observability import MODES, as_expected, report, setup
 from _sut import MANAGED, Progress, build
 
 progress = Progress()
@@ -55,6 +57,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     ok = completed and progress.done - base == expected
     if args.system in MANAGED:
         ok = ok and statuses.get("success") == expected + warm_expected and not statuses.get("failed")
+    observability = report(args.observability)
+    ok = ok and as_expected(args.observability, observability)
     return {
         "metrics": {
             "us_per_task": elapsed / tasks * 1e6,
@@ -66,6 +70,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "expected": expected,
             "completed": progress.done - base,
             "statuses": statuses,
+            "observability": observability,
         },
         "counts": {"requests": requests, "tasks_per_request": per_request},
     }
@@ -78,7 +83,16 @@ def main() -> None:
     p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--tasks", type=int, default=100)
+    p.add_argument(
+        "--observability",
+        choices=MODES,
+        default="none",
+        help="taskflow only: set up structlog, an OpenTelemetry tracer provider, both, or neither first",
+    )
     args = p.parse_args()
+    if args.observability != "none" and args.system != "taskflow":
+        p.error("--observability applies to --system taskflow only")
+    setup(args.observability)
     result = anyio.run(run, args, backend=args.backend)
     emit(args, result)
 
