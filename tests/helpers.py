@@ -52,12 +52,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def checkout_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process that must import this checkout's packages (not an editable
+    install made from another one): its root first on PYTHONPATH."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
 @contextmanager
 def server_process(
     command: list[str], port: int, *, env: dict[str, str] | None = None, timeout: float = 10
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
     """Start a server process, wait (bounded) until it answers on `port`, and kill it on the way out."""
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(command, cwd=ROOT, env=checkout_env(env))
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
             deadline = time.monotonic() + 20

@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 
 from taskflow.stores import SqliteStore
+from tests.helpers import checkout_env
 
 WORKER = Path(__file__).with_name("sqlite_worker.py")
 PROCESSES = 3
@@ -36,6 +37,7 @@ def test_processes_share_one_file(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=checkout_env(),
         )
         for n in range(PROCESSES)
     ]
