@@ -4,6 +4,7 @@ threads, queued until a worker takes them (cap, timeouts, cancellation, context,
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 import time
 
@@ -200,3 +201,29 @@ async def test_without_a_thread_cap_there_is_no_lane() -> None:
         handle = sup.start_soon(lambda: 1)
         assert sup.statistics().lane is None
     assert handle.result == 1
+
+
+def _lane_workers_alive() -> int:
+    """Threads now inside a lane worker's loop (found by their frames)."""
+    count = 0
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            if frame.f_code.co_name == "_work" and frame.f_code.co_filename.endswith("_lane.py"):
+                count += 1
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+    return count
+
+
+async def test_the_workers_leave_the_lane_when_the_supervisor_closes() -> None:
+    """Once the supervisor has exited, no thread is left waiting in a lane worker's loop."""
+    async with Supervisor(Policy(max_threads=3)) as sup:
+        for _ in range(10):
+            sup.start_soon(time.sleep, 0.001)
+        with anyio.fail_after(5):
+            while sup.statistics().succeeded < 10:
+                await anyio.sleep(0.01)
+        assert _lane_workers_alive() >= 1
+    with anyio.fail_after(5):
+        while _lane_workers_alive():
+            await anyio.sleep(0.01)

@@ -95,3 +95,28 @@ async def test_a_durable_sync_task_on_the_lane_waits_for_its_running_commit() ->
         (record,) = await wait_finished(tm, [task_id])
     assert record.status is TaskStatus.SUCCESS
     assert ran == [7]
+
+
+async def test_a_sync_task_past_its_timeout_fails_and_the_lane_keeps_running_tasks() -> None:
+    """Under max_sync_threads=2 a sync task past its timeout fails; the other worker still runs tasks."""
+    tm = TaskManager(max_sync_threads=2)
+    release = threading.Event()
+    threads: set[int] = set()
+
+    @tm.task(timeout=0.05)
+    def stuck() -> None:
+        threads.add(threading.get_ident())
+        release.wait(10)
+
+    @tm.task()
+    def quick() -> None:
+        threads.add(threading.get_ident())
+
+    async with tm.running():
+        (record,) = await wait_finished(tm, [await add(tm, stuck)])
+        assert record.status is TaskStatus.FAILED
+        quick_ids = [await add(tm, quick) for _ in range(20)]
+        records = await wait_finished(tm, quick_ids)
+        release.set()
+    assert all(r.status is TaskStatus.SUCCESS for r in records)
+    assert len(threads) <= 2
