@@ -36,6 +36,7 @@ from ._policy import Restart as Restart
 from ._shutdown import InterruptedChild as InterruptedChild
 from ._shutdown import ShutdownReport as ShutdownReport
 from ._state import SupervisorState as SupervisorState
+from ._statistics import LaneStatistics as LaneStatistics
 from ._statistics import LimiterStatistics as LimiterStatistics
 from ._statistics import SupervisorStatistics as SupervisorStatistics
 from ._statistics import limiter_statistics as limiter_statistics
@@ -57,6 +58,7 @@ __all__ = [
     "Hook",
     "Interrupted",
     "InterruptedChild",
+    "LaneStatistics",
     "LimiterStatistics",
     "Policy",
     "Restart",

@@ -70,6 +70,10 @@ class ChildTaskGroup:
             raise
         self.spawn = host.spawn  # the host's own method: no extra call per child
 
+    def start_soon(self, fn: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Start a task of the supervisor's own (a thread lane's worker) in the task group."""
+        self._tg.start_soon(fn, name=name)
+
     async def start(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str) -> Any:
         return await self._tg.start(fn, *args, name=name)
 

@@ -35,6 +35,7 @@ from ._events import (
     notify,
 )
 from ._handle import ChildHandle, ChildState
+from ._lane import LaneJob, ThreadLane
 from ._policy import Policy
 
 logger = logging.getLogger("supervisors")
@@ -68,6 +69,7 @@ class ChildEnvironment:
         "failed",
         "hooks",
         "interrupted",
+        "lane",
         "limiters",
         "name",
         "on_attempt_failed",
@@ -93,8 +95,10 @@ class ChildEnvironment:
         thread_limiters: tuple[anyio.CapacityLimiter, ...] = (),
         run_sync_limiter: anyio.CapacityLimiter | None = None,
         observers: tuple[ChildObserver, ...] = (),
+        lane: ThreadLane | None = None,
     ) -> None:
         self.name = name
+        self.lane = lane  # where sync attempts run (None: one to_thread.run_sync call each)
         self.hooks = hooks
         # Each observer method resolved once (they are called on every attempt).
         self.on_attempt_started = tuple(o.attempt_started for o in observers)
@@ -119,12 +123,16 @@ class ChildEnvironment:
         limiter: anyio.CapacityLimiter | None,
         thread_limiter: anyio.CapacityLimiter | None,
         parent: ChildEnvironment | None,
+        lane: ThreadLane | None = None,
     ) -> ChildEnvironment:
         """The env of a supervisor with these limiters whose parent supervisor has `parent` (None: a root).
 
         Its children acquire the supervisor's own limiter, then the ancestors' (the parent env's chain):
-        innermost first, the one acquisition order every child follows.
+        innermost first, the one acquisition order every child follows. Its sync children run on the
+        parent's lane if it has one (the outermost supervisor with a thread cap owns it), else on `lane`.
         """
+        if parent is not None and parent.lane is not None:
+            lane = parent.lane
         limiters = (() if limiter is None else (limiter,)) + (parent.limiters if parent else ())
         thread_limiters = (() if thread_limiter is None else (thread_limiter,)) + (
             parent.thread_limiters if parent else ()
@@ -132,7 +140,7 @@ class ChildEnvironment:
         # With thread caps we acquire them ourselves (in order), so anyio's default thread limiter must not
         # cap the threads a second time: hand run_sync an unlimited one instead.
         run_sync_limiter = anyio.CapacityLimiter(math.inf) if thread_limiters else None
-        return cls(name, hooks, clock, limiters, thread_limiters, run_sync_limiter, observers)
+        return cls(name, hooks, clock, limiters, thread_limiters, run_sync_limiter, observers, lane)
 
     def emit(self, event_type: type[ChildEvent], handle: ChildHandle, **fields: Any) -> None:
         """Build and dispatch an event. Callers check `self.hooks` first, so this runs only with hooks."""
@@ -186,6 +194,52 @@ def _should_retry(policy: Policy, error: BaseException) -> bool:
         return False
 
 
+def _attempt_started(env: ChildEnvironment, handle: ChildHandle) -> None:
+    """An attempt's body starts: count it as running and tell the hooks and observers."""
+    handle._set_phase(_RUNNING)
+    env.running += 1
+    if env.watched:
+        if env.hooks:
+            env.emit(AttemptStarted, handle)
+        if env.on_attempt_started:
+            notify(env.on_attempt_started, handle)
+
+
+def lane_attempt_started(job: LaneJob) -> None:
+    """A lane worker starts the body of `job` (called on the loop, in the order the worker sent it)."""
+    env, handle = job.owner
+    env.waiting -= 1
+    _attempt_started(env, handle)
+
+
+async def _run_in_lane(
+    lane: ThreadLane,
+    env: ChildEnvironment,
+    handle: ChildHandle,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> Any:
+    """One sync attempt on the lane: queued (PENDING, counted as waiting) until a worker starts its body."""
+    handle._set_phase(_PENDING)
+    job = lane.submit(fn, args, (env, handle))
+    env.waiting += 1
+    try:
+        await job.done.wait()
+    except BaseException:
+        lane.withdraw(job)  # cancelled or timed out: never run, or abandoned to its worker
+        raise
+    finally:
+        if job.started:
+            env.running -= 1
+        else:
+            env.waiting -= 1
+    if job.ok:
+        return job.value
+    error = job.value
+    job.value = None
+    raise error
+
+
 class RetryGate(Protocol):
     """Whether a failed attempt may still be retried (a child started with `Supervisor.start()`: only
     until it reported itself started)."""
@@ -208,6 +262,7 @@ async def run_once(
     """
     policy = handle.policy
     limiters = env.limiters if is_async else env.thread_limiters
+    lane = None if is_async else env.lane
     timeout = policy.timeout
     attempt = 0
     while True:
@@ -220,33 +275,32 @@ async def run_once(
                 await acquire_all(limiters)
             finally:
                 env.waiting -= 1
-        handle._set_phase(_RUNNING)
-        env.running += 1
         reason = "error"
+        if lane is None:
+            _attempt_started(env, handle)  # on the lane, the worker tells us as it starts the body
         try:
-            if env.watched:
-                if env.hooks:
-                    env.emit(AttemptStarted, handle)
-                if env.on_attempt_started:
-                    notify(env.on_attempt_started, handle)
             if timeout is None:
                 if is_async:
                     return True, await fn(*args), None
-                return (
-                    True,
-                    await anyio.to_thread.run_sync(
-                        fn, *args, limiter=env.run_sync_limiter, abandon_on_cancel=True
-                    ),
-                    None,
-                )
+                if lane is None:
+                    return (
+                        True,
+                        await anyio.to_thread.run_sync(
+                            fn, *args, limiter=env.run_sync_limiter, abandon_on_cancel=True
+                        ),
+                        None,
+                    )
+                return True, await _run_in_lane(lane, env, handle, fn, args), None
             # Our own scope (not fail_after) so a TimeoutError raised by the child itself stays an "error".
             with anyio.move_on_after(timeout) as scope:
                 if is_async:
                     result = await fn(*args)
-                else:
+                elif lane is None:
                     result = await anyio.to_thread.run_sync(
                         fn, *args, limiter=env.run_sync_limiter, abandon_on_cancel=True
                     )
+                else:
+                    result = await _run_in_lane(lane, env, handle, fn, args)
             if not scope.cancelled_caught:
                 return True, result, None
             reason = "timeout"
@@ -254,7 +308,8 @@ async def run_once(
         except Exception as exc:
             error: Exception = exc
         finally:
-            env.running -= 1
+            if lane is None:
+                env.running -= 1
             if limiters:
                 release_all(limiters)
 

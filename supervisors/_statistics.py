@@ -10,6 +10,7 @@ import anyio
 
 if TYPE_CHECKING:
     from ._clock import Clock
+    from ._lane import ThreadLane
     from ._runner import ChildEnvironment
 
 
@@ -26,6 +27,15 @@ def limiter_statistics(limiter: anyio.CapacityLimiter) -> LimiterStatistics:
     """Snapshot `limiter` (safe outside an event loop too)."""
     stats = limiter.statistics()
     return LimiterStatistics(stats.total_tokens, stats.borrowed_tokens, stats.tasks_waiting)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStatistics:
+    """A thread lane at one instant (the supervisor that owns it: the outermost one with a thread cap)."""
+
+    cap: int  # the most worker threads it will ever have
+    workers: int  # worker threads started so far (they stay until the supervisor closes)
+    abandoned: int  # workers still running a body whose attempt was cancelled or timed out
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,7 @@ class SupervisorStatistics:
     limiter: LimiterStatistics | None
     thread_limiter: LimiterStatistics | None
     children: tuple[SupervisorStatistics, ...]
+    lane: LaneStatistics | None = None  # the thread lane this supervisor owns, if any
 
 
 class RestartWindow:
@@ -92,6 +103,7 @@ def snapshot(
     restarts_in_window: int,
     limiter: anyio.CapacityLimiter | None,
     thread_limiter: anyio.CapacityLimiter | None,
+    lane: ThreadLane | None,
     children: tuple[SupervisorStatistics, ...],
 ) -> SupervisorStatistics:
     """One supervisor's statistics: its env's counters with its child supervisors' rolled up."""
@@ -108,5 +120,6 @@ def snapshot(
         limiter=limiter_statistics(limiter) if limiter is not None else None,
         thread_limiter=limiter_statistics(thread_limiter) if thread_limiter is not None else None,
         children=children,
+        lane=LaneStatistics(lane.cap, lane.workers, lane.abandoned) if lane is not None else None,
         **counters,
     )

@@ -17,9 +17,10 @@ from ._clock import Clock, SystemClock
 from ._events import ChildObserver, Hook, HookFn, normalize_hooks
 from ._exceptions import SupervisorStateError
 from ._handle import ChildHandle
+from ._lane import ThreadLane
 from ._live import LiveChildren
 from ._policy import Policy, Restart, check_seconds
-from ._runner import ChildEnvironment
+from ._runner import ChildEnvironment, lane_attempt_started
 from ._shutdown import ShutdownReport, shut_down
 from ._state import SupervisorState, not_running
 from ._statistics import RestartWindow, SupervisorStatistics, snapshot
@@ -78,13 +79,31 @@ class Supervisor:
         # Created here (anyio allows it outside an event loop) so statistics() works before entering.
         self._limiter = anyio.CapacityLimiter(policy.max_concurrency) if policy.max_concurrency else None
         self._thread_limiter = anyio.CapacityLimiter(policy.max_threads) if policy.max_threads else None
+        self._lane: ThreadLane | None = None  # only the outermost supervisor with a thread cap has one
         self._site = self._make_env()
 
     def _make_env(self) -> ChildEnvironment:
         parent = self._parent._site if self._parent is not None else None
+        lane = None
+        if self.policy.max_threads and (parent is None or parent.lane is None):
+            lane = self._lane = ThreadLane(self.policy.max_threads, self._spawn_worker, lane_attempt_started)
+        else:
+            self._lane = None
         return ChildEnvironment.for_supervisor(
-            self.name, self._hooks, self._clock, self._observers, self._limiter, self._thread_limiter, parent
-        )
+            self.name, self._hooks, self._clock, self._observers, self._limiter, self._thread_limiter, parent,
+            lane,
+        )  # fmt: skip
+
+    def _spawn_worker(self, worker: Callable[[], Awaitable[None]]) -> None:
+        """Start a thread lane's worker in the root's task group (see `_lane`)."""
+        group = self._root._group
+        assert group is not None
+        group.start_soon(worker, f"{self.name} thread lane")  # type: ignore[arg-type]
+
+    def _close_lanes(self) -> None:
+        for node in self._tree():
+            if node._lane is not None:
+                node._lane.close()
 
     def __repr__(self) -> str:
         return f"<Supervisor name={self.name!r} state={self._state.value} policy={self.policy.name!r}>"
@@ -132,6 +151,8 @@ class Supervisor:
             await self.shutdown(grace=None if exc is None else 0.0)
         except BaseException as error:  # handed on to the task group, which re-raises it
             exc_type, exc, tb = type(error), error, error.__traceback__
+        finally:
+            self._close_lanes()  # every child has ended: let the lane workers go
         try:
             return await group.close(exc_type, exc, tb, body_error)
         finally:
@@ -167,6 +188,7 @@ class Supervisor:
         """The host is stopping (its task group is going down): cancel every child of the tree."""
         for node in self._tree():
             node._live.stop_all()
+        self._close_lanes()
 
     # -- package-internal: what a child's task and a shutdown ask of their supervisor -----------------
 
@@ -290,5 +312,6 @@ class Supervisor:
             self._restarts.count(read_clock=self._state is not SupervisorState.CLOSED),
             self._limiter,
             self._thread_limiter,
+            self._lane,
             tuple(child.statistics() for child in self._children.values()),
         )

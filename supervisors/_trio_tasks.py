@@ -8,6 +8,7 @@ exactly as they do for anyio's own tasks, and only anyio's per-spawn `TaskHandle
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -46,3 +47,8 @@ class TrioChildTasks:
             self._nursery = nursery
             task_status.started(self)
             await self._closed.wait()
+
+
+def threadsafe_caller() -> Callable[..., object]:
+    """`call(fn, *args)` from any thread runs `fn(*args)` in the running trio loop, in the order sent."""
+    return trio.lowlevel.current_trio_token().run_sync_soon

@@ -40,7 +40,7 @@ class ActorServices:
     """What every actor of one runtime shares: where log lines go, the cipher, the persistence, and whether
     an observer wants what the request bound in structlog's contextvars (`keep_log_context`)."""
 
-    __slots__ = ("cipher", "keep_log_context", "on_log", "on_update", "persistence")
+    __slots__ = ("cipher", "durable", "keep_log_context", "on_log", "on_update", "persistence")
 
     def __init__(
         self,
@@ -50,8 +50,10 @@ class ActorServices:
         *,
         keep_log_context: bool = False,
         on_update: Callable[[TaskRecord], None] | None = None,
+        durable: Callable[[TaskDefinition], bool] = lambda definition: False,
     ) -> None:
         self.on_log = on_log
+        self.durable = durable  # whether a task's RUNNING state must be committed before its body runs
         self.on_update = on_update  # a record changed without a status change (a checkpoint was saved)
         self.cipher = cipher
         self.persistence = persistence
@@ -158,14 +160,25 @@ class SyncActor(Actor):
     def __call__(self) -> Any:
         self.attempt += 1
         bind(self)  # in this call's own context (anyio copies the task's into the worker thread)
-        batch = self.running_batch
-        if batch is not None and self.services.persistence is not None:
-            self.running_batch = None
-            anyio.from_thread.run(self.services.persistence.wait_committed, batch)  # this thread waits
+        services = self.services
+        if services.persistence is not None and services.durable(self.definition):
+            # On a thread lane the worker tells the loop the body starts without waiting, so the RUNNING
+            # batch may not be known yet in this thread: read it on the loop, where the worker's notice
+            # (sent first) has been handled. One round trip, as waiting for the commit needs anyway.
+            anyio.from_thread.run(self._running_committed)
         args, kwargs = self._arguments()
         if _attempt_context.wanted():  # the app uses structlog or OpenTelemetry
             return _attempt_context.call_sync(self, self.definition.func, args, kwargs)
         return self.definition.func(*args, **kwargs)
+
+
+    async def _running_committed(self) -> None:
+        """Wait (on the loop) until this attempt's RUNNING state is committed, if a batch holds it."""
+        batch = self.running_batch
+        persistence = self.services.persistence
+        if batch is not None and persistence is not None:
+            self.running_batch = None
+            await persistence.wait_committed(batch)
 
 
 def make_actor(

@@ -203,6 +203,7 @@ class TaskRuntime:
             services=ActorServices(
                 self._on_log, cipher, persistence,
                 keep_log_context=self._log_context, on_update=lifecycle.update,
+                durable=durability.is_durable,
             ),
             durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
