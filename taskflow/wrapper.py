@@ -1,8 +1,9 @@
 """fastapi-taskflow 0.5.0 compatibility: re-exports for `from fastapi_taskflow.wrapper import ...`.
 
-`ManagedBackgroundTasks` lives in `taskflow.web` (the FastAPI side); new code imports it from `taskflow`.
+`ManagedBackgroundTasks` is re-exported from the package face (`taskflow`), which already carries it: this
+module, like every compatibility module, depends on the public face only, never on `taskflow.web` itself.
 """
 
-from .web import ManagedBackgroundTasks as ManagedBackgroundTasks
+from . import ManagedBackgroundTasks as ManagedBackgroundTasks
 
 __all__ = ["ManagedBackgroundTasks"]
