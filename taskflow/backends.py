@@ -31,11 +31,19 @@ SnapshotBackend = _TaskStore
 class SqliteBackend(_SqliteStore):
     """A SQLite store at `db_path` (created if absent), as in fastapi-taskflow 0.5.0.
 
-    `busy_timeout` (seconds) is additive: how long to wait for another process's write lock.
+    `busy_timeout` (seconds) and `synchronous` (`"FULL"`, the default, or `"NORMAL"`) are additive: how
+    long to wait for another process's write lock, and whether a commit must survive a power cut (FULL) or
+    only a killed process (NORMAL); see `SqliteStore`.
     """
 
-    def __init__(self, db_path: str | os.PathLike[str] = "tasks.db", *, busy_timeout: float = 30.0) -> None:
-        super().__init__(db_path, busy_timeout=busy_timeout)
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] = "tasks.db",
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        super().__init__(db_path, busy_timeout=busy_timeout, synchronous=synchronous)
 
 
 class RedisBackend(_RedisStore):

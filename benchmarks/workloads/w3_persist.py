@@ -88,13 +88,23 @@ class DurabilityProbe:
         await self.app(scope, receive, checking_send)
 
 
+def _manager_kwargs(args: argparse.Namespace, db: Path) -> dict[str, Any] | None:
+    if args.system not in MANAGED:
+        return None
+    if args.synchronous == "FULL":
+        return {"snapshot_db": str(db)}  # what a user writes: the default store, synchronous=FULL
+    from taskflow.backends import SqliteBackend  # taskflow only: the opt-in is its own
+
+    return {"snapshot_backend": SqliteBackend(str(db), synchronous=args.synchronous)}
+
+
 async def one_pass(
     args: argparse.Namespace, db: Path, requests: int, per_request: int, probe: bool, clients: int = 1
 ) -> dict[str, Any]:
     sut = build(
         args.system,
         {"persisted": persisted},
-        manager_kwargs={"snapshot_db": str(db)} if args.system in MANAGED else None,
+        manager_kwargs=_manager_kwargs(args, db),
         task_kwargs={"persist": True},
         keep_ids=True,
     )
@@ -157,7 +167,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "persisted_after_shutdown": persisted_after / len(all_ids) if managed and all_ids else None,
         },
         "checks": {"ok": ok, "statuses": timed["statuses"], "accepted": timed["accepted"]},
-        "counts": {"requests": requests, "tasks_per_request": per_request, "clients": args.clients},
+        "counts": {
+            "requests": requests,
+            "tasks_per_request": per_request,
+            "clients": args.clients,
+            "synchronous": args.synchronous,
+        },
     }
     if managed and not available:
         result["reason"] = (
@@ -172,6 +187,12 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=100)
     p.add_argument("--tasks", type=int, default=20)
     p.add_argument("--clients", type=int, default=1, help="concurrent clients sharing the requests")
+    p.add_argument(
+        "--synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="taskflow only: SQLite's synchronous level (FULL is the default; NORMAL the opt-in)",
+    )
     args = p.parse_args()
     emit(args, anyio.run(run, args))
 

@@ -38,10 +38,12 @@ __all__ = ["SqliteStore"]
 
 T = TypeVar("T")
 
-# FULL: every commit is fsynced, so a committed task survives a power cut, not only a killed process.
-# With group commit a commit carries a whole batch, so the extra fsync is paid per batch, not per task;
-# measured on the development machine (see docs/persistence.md) it costs little, hence FULL over NORMAL.
+# FULL (the default): every commit is fsynced, so a committed task survives a power cut, not only a killed
+# process. With group commit a commit carries a whole batch, so the fsync is paid per batch, not per task.
+# NORMAL (opt-in) in WAL mode fsyncs only at checkpoints: a commit survives a killed process, not a power cut
+# or an operating-system crash (docs/persistence.md).
 SYNCHRONOUS = "FULL"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 
 _BUSY_RETRIES = 10
 _BUSY_BASE_DELAY = 0.01
@@ -53,16 +55,25 @@ class SqliteStore(SqliteAccess):
     """A `TaskStore` on the SQLite file at `path`, shared safely by several processes on one host.
 
     `busy_timeout` is how long (seconds) one attempt waits for another process's write lock before the
-    bounded retry takes over. The audit log and session revocation methods come from `SqliteAccess`.
+    bounded retry takes over. `synchronous` is SQLite's setting for this connection: `"FULL"` (the default:
+    a committed task survives a power cut) or `"NORMAL"` (it survives `kill -9` of the process, not a power
+    cut or an operating-system crash; commits skip their fsync). The audit log and session revocation
+    methods come from `SqliteAccess`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, synchronous: str = SYNCHRONOUS
+    ) -> None:
         if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
             raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
         if not math.isfinite(busy_timeout) or busy_timeout < 0:
             raise ValueError(f"busy_timeout must be finite and >= 0, got {busy_timeout!r}")
+        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = os.fspath(path)
         self.busy_timeout = float(busy_timeout)
+        self.synchronous: str = mode
         self._conn: sqlite3.Connection | None = None
         # The fixed columns of the live tasks this connection committed (see `_sqlite_ops.write`); only
         # touched on the store's thread, and emptied with the connection.
@@ -71,7 +82,8 @@ class SqliteStore(SqliteAccess):
         self._limiter: anyio.CapacityLimiter | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.path!r}, busy_timeout={self.busy_timeout!r})"
+        extra = "" if self.synchronous == SYNCHRONOUS else f", synchronous={self.synchronous!r}"
+        return f"{type(self).__name__}({self.path!r}, busy_timeout={self.busy_timeout!r}{extra})"
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -125,7 +137,7 @@ class SqliteStore(SqliteAccess):
         self._written.clear()
         try:
             self._conn = conn
-            self._retrying(ops.setup, (self.path, SYNCHRONOUS))
+            self._retrying(ops.setup, (self.path, self.synchronous))
         except BaseException as exc:
             self._conn = None
             conn.close()

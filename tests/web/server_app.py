@@ -3,7 +3,8 @@
 It keeps every task's latest status in $TASKFLOW_TEST_SUMMARY, so a test can check that nothing was left
 unaccounted for after SIGTERM. With $TASKFLOW_TEST_DB it persists to that SQLite file, with
 $TASKFLOW_TEST_REDIS_URL and $TASKFLOW_TEST_REDIS_PREFIX to that Redis prefix (short heartbeats, so
-a killed instance is detected within a second), and durable tasks append their id and the process id to
+a killed instance is detected within a second), with $TASKFLOW_TEST_SYNCHRONOUS the SQLite file opened at that
+synchronous level, and durable tasks append their id and the process id to
 $TASKFLOW_TEST_RUNS each time they run, so a test can count executions across processes.
 """
 
@@ -20,16 +21,23 @@ import sniffio
 from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import TaskAdmin, TaskManager, get_task_context, task_log
-from taskflow.stores import RedisStore
+from taskflow.stores import RedisStore, SqliteStore
+
+_env = os.environ
+
+
+def _store() -> RedisStore | SqliteStore | None:
+    if _env.get("TASKFLOW_TEST_REDIS_URL"):
+        return RedisStore(_env["TASKFLOW_TEST_REDIS_URL"], prefix=_env["TASKFLOW_TEST_REDIS_PREFIX"])
+    if _env.get("TASKFLOW_TEST_SYNCHRONOUS"):  # the SQLite file with a synchronous level of its own
+        return SqliteStore(_env["TASKFLOW_TEST_DB"], synchronous=_env["TASKFLOW_TEST_SYNCHRONOUS"])
+    return None
+
 
 task_manager = TaskManager(
     shutdown_grace=float(os.environ.get("TASKFLOW_TEST_GRACE", "1")),
-    snapshot_db=os.environ.get("TASKFLOW_TEST_DB"),
-    snapshot_backend=(
-        RedisStore(os.environ["TASKFLOW_TEST_REDIS_URL"], prefix=os.environ["TASKFLOW_TEST_REDIS_PREFIX"])
-        if os.environ.get("TASKFLOW_TEST_REDIS_URL")
-        else None
-    ),
+    snapshot_db=None if _env.get("TASKFLOW_TEST_SYNCHRONOUS") else _env.get("TASKFLOW_TEST_DB"),
+    snapshot_backend=_store(),
     heartbeat_interval=0.2,
     heartbeat_ttl=1.0,
     max_concurrent_tasks=4,

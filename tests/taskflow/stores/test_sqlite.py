@@ -164,18 +164,28 @@ async def test_shares_a_file_with_fastapi_taskflow_tables(tmp_path: Path) -> Non
     conn.close()
 
 
-async def test_wal_and_synchronous(tmp_path: Path) -> None:
-    """The store runs in WAL mode with the synchronous level its module documents."""
-    store = SqliteStore(tmp_path / "t.db")
+@pytest.mark.parametrize(("given", "expected"), [(None, "FULL"), ("NORMAL", "NORMAL"), ("full", "FULL")])
+async def test_wal_and_synchronous(tmp_path: Path, given: str | None, expected: str) -> None:
+    """The store runs in WAL mode, at FULL unless `synchronous="NORMAL"` is asked for."""
+    path = tmp_path / "t.db"
+    store = SqliteStore(path) if given is None else SqliteStore(path, synchronous=given)
+    assert ("synchronous=" in repr(store)) is (expected != "FULL")
     await store.open()
     try:
         assert store._conn is not None
         conn = store._conn
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         levels = {"0": "OFF", "1": "NORMAL", "2": "FULL", "3": "EXTRA"}
-        assert levels[str(conn.execute("PRAGMA synchronous").fetchone()[0])] == "FULL"
+        assert levels[str(conn.execute("PRAGMA synchronous").fetchone()[0])] == expected
     finally:
         await store.close()
+
+
+def test_rejects_an_unknown_synchronous_level() -> None:
+    """Only the two levels whose guarantees are documented are accepted (OFF loses commits on kill -9)."""
+    for bad in ("OFF", "EXTRA", "", 2, None):
+        with pytest.raises(ValueError, match="synchronous must be 'FULL' or 'NORMAL'"):
+            SqliteStore("x.db", synchronous=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
