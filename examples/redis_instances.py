@@ -13,6 +13,10 @@ id of the instance that runs them (no sticky sessions).
 
 `kill -9` one instance while its tasks run: the other takes its unfinished durable tasks over within
 `heartbeat_ttl` seconds (re-running the ones that had not started).
+
+With `TASKFLOW_ADMIN_PASSWORD` and `TASKFLOW_SECRET` set (the same on every instance), the dashboard asks
+for a sign-in (user `admin`). The audit log and the sessions live in Redis too: sign in on 8001, and the
+Audit tab of 8002 shows it; sign out on 8001, and that cookie is refused by 8002 as well.
 """
 
 from __future__ import annotations
@@ -35,7 +39,14 @@ task_manager = TaskManager(
     heartbeat_ttl=6.0,
 )
 app = FastAPI()
-TaskAdmin(app, task_manager, auto_install=True)
+_password = os.environ.get("TASKFLOW_ADMIN_PASSWORD")
+TaskAdmin(
+    app,
+    task_manager,
+    auto_install=True,
+    auth=[("admin", _password)] if _password else None,
+    secret_key=os.environ.get("TASKFLOW_SECRET"),  # the same on every instance: any of them serves a session
+)
 
 
 @task_manager.task(persist=True, retries=3)

@@ -184,7 +184,11 @@ class TaskTable:
                 self._records[task_id] = packed  # same key: the dict keeps its (time) order
 
     def remove(self, task_ids: Iterable[str]) -> int:
-        """Forget these terminal records (history deletion); live ones are never removed."""
+        """Forget these terminal records (history deletion); live ones are never removed.
+
+        The keys they held are released too: the store deletes its bindings with the records, so keeping
+        them here would answer a resubmission with the id of a task that no longer exists anywhere.
+        """
         removed = 0
         with self._lock:
             for task_id in task_ids:
@@ -194,6 +198,12 @@ class TaskTable:
                 del self._records[task_id]
                 self._counts[status] -= 1
                 removed += 1
+                key = idempotency_key_of(item)
+                if key is not None:
+                    if self._by_key.get(key) == task_id:
+                        del self._by_key[key]
+                    if self._settled_keys.get(key) == task_id:
+                        del self._settled_keys[key]
         return removed
 
     def counts(self) -> dict[TaskStatus, int]:

@@ -213,3 +213,33 @@ async def test_redis_example_runs_as_two_instances(monkeypatch: pytest.MonkeyPat
                 assert [(t["task_id"], t["status"]) for t in listed] == [(task_id, "success")]
         finally:
             sys.modules.pop("examples.redis_instances", None)
+
+
+async def test_redis_example_with_auth_shares_the_audit_log_and_sign_outs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """examples/redis_instances.py with a password: a sign-in on one instance is in the other's audit log,
+    and a sign-out on one is refused by the other."""
+    from tests.redis_service import REDIS_URL, redis_prefix
+    from tests.web.test_auth import COOKIE_NAME, cookie
+
+    with redis_prefix() as prefix:
+        monkeypatch.setenv("TASKFLOW_REDIS_URL", REDIS_URL)
+        monkeypatch.setenv("TASKFLOW_REDIS_PREFIX", prefix)
+        monkeypatch.setenv("TASKFLOW_ADMIN_PASSWORD", "pw")
+        monkeypatch.setenv("TASKFLOW_SECRET", "example-secret")
+        try:
+            first = _fresh_import("examples.redis_instances")
+            second = _fresh_import("examples.redis_instances")
+            async with serve(first.app) as one, serve(second.app) as two:
+                form = {"username": "admin", "password": "pw"}
+                signed_in = await one.post(
+                    "/tasks/auth/login", data=form, headers={"origin": "http://testserver"}
+                )
+                token = signed_in.cookies[COOKIE_NAME]
+                audit = (await two.get("/tasks/audit", headers=cookie(token))).json()
+                assert [(e["actor"], e["action"]) for e in audit] == [("admin", "login")]
+                await one.post("/tasks/auth/logout", headers=cookie(token))
+                assert (await two.get("/tasks", headers=cookie(token))).status_code == 401
+        finally:
+            sys.modules.pop("examples.redis_instances", None)

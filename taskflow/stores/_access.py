@@ -3,8 +3,8 @@
 
 Both are optional, like `SummarizingStore`: a store written against `TaskStore` alone keeps working, and the
 admin then keeps the audit log and revoked sessions in process memory (lost on restart, not shared between
-instances; the docs say so). `MemoryStore` and `SqliteStore` implement both; the exported contract suite
-(`taskflow.testing.StoreContract`) pins their behaviour.
+instances; the docs say so). `MemoryStore`, `SqliteStore` and `RedisStore` implement both; the exported
+contract suite (`taskflow.testing.StoreContract`) pins their behaviour.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class AuditStore(Protocol):
     async def append_audit(self, entries: Sequence[AuditEntry], *, keep: int) -> None:
         """Add `entries` in one transaction, then drop the oldest so at most `keep` (>= 1) remain.
 
-        Redis: a MULTI of HSET per entry plus ZADD on an entry-id index, then ZREMRANGEBYRANK to `keep`.
+        Redis: one Lua script: HSETNX of each entry's JSON in one hash plus ZADD on a lex entry-id index,
+        then HDEL and ZREMRANGEBYRANK of the lowest ranks down to `keep`.
         """
         ...
 
@@ -57,7 +58,7 @@ class AuditStore(Protocol):
         """Up to `limit` (>= 1, else ValueError) entries newest first, only those whose `entry_id` sorts
         before `before` when given (the last id of the previous page).
 
-        Redis: ZREVRANGEBYLEX on the entry-id index from `(before`, then HGETALL each.
+        Redis: a read-only Lua script: ZREVRANGEBYLEX on the entry-id index from `(before`, then HMGET.
         """
         ...
 
@@ -79,7 +80,8 @@ class SessionStore(Protocol):
         """Remember `session_id` as revoked until `expires` (Unix seconds: the token's own expiry, after
         which it is refused anyway); later revocations of the same id keep the later expiry.
 
-        Redis: SET revoked-session-key 1 EXAT expires.
+        Redis: a Lua script that SETs the revoked-session key with PXAT expires, unless it already expires
+        later (the server deletes it when the token expires).
         """
         ...
 
@@ -87,7 +89,7 @@ class SessionStore(Protocol):
         """Whether `session_id` is revoked (and not yet past its expiry), and the session version (0 when
         never bumped).
 
-        Redis: a pipeline of EXISTS revoked-session-key and GET session-version.
+        Redis: a MULTI of EXISTS revoked-session-key and GET session-version (one round trip).
         """
         ...
 

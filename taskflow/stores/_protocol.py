@@ -92,7 +92,8 @@ class KeyFeedStore(Protocol):
         self, *, subscribed: Callable[[], None] = lambda: None
     ) -> AsyncIterator[tuple[str, str | None]]:
         """Yield `(key, holder id)` whenever any instance claims a key, and `(key, None)` when the holder
-        of a key fails, is cancelled or interrupted, until cancelled. Calls `subscribed()` once the feed
+        of a key fails, is cancelled or interrupted, or is deleted (`delete`, `delete_before`), until
+        cancelled. Calls `subscribed()` once the feed
         is live (the runtime serves once it is, so a key claimed after start-up is never missed). Raises
         when the feed is lost (the runtime subscribes again).
 
@@ -255,12 +256,14 @@ class TaskStore(Protocol):
     async def delete_before(self, cutoff: datetime) -> int:
         """Delete terminal records whose end_time is before `cutoff`; returns how many.
 
-        Idempotency keys held by deleted records are released. Redis: a Lua script over the end_time index.
+        Idempotency keys held by deleted records are released (on the key feed too, when the store has
+        one). Redis: a Lua script over the end_time index.
         """
         ...
 
     async def delete(self, task_ids: Sequence[str]) -> int:
         """Delete these records if they are terminal (live ones are never deleted); returns how many.
+        Their keys are released as by `delete_before`.
 
         Redis: a Lua script that checks each status before DEL, so a record that just turned live stays.
         """

@@ -26,6 +26,8 @@ from . import _redis_lua as lua
 from ._common import check_limit, check_ttl, cursor_position, parse_utc, utc_text
 from ._paging import Page, encode_cursor
 from ._protocol import FinishedRun, RecoveredTask, StoredChange, StoreSummary
+from ._redis_access import SCRIPTS as ACCESS_SCRIPTS
+from ._redis_access import RedisAccess
 from ._redis_feed import foreign_ids, listing, messages
 from ._redis_rows import NAMES, fetcher, from_fields, member, since_bound, walk, write_args
 
@@ -49,11 +51,12 @@ def _redis_module() -> Any:
     return redis
 
 
-class RedisStore:
+class RedisStore(RedisAccess):
     """A `TaskStore` on the Redis server at `url`, every key under `prefix`.
 
     `ttl` (seconds, or None) deletes terminal records that ended more than `ttl` seconds ago, checked at
     each heartbeat; `client_kwargs` go to `redis.Redis.from_url` (they override the 5 s socket timeouts).
+    The audit log and session revocation methods come from `RedisAccess`.
     """
 
     def __init__(
@@ -120,7 +123,7 @@ class RedisStore:
 
             kwargs["retry"] = Retry(NoBackoff(), 1)
         client = redis.Redis.from_url(self.url, **kwargs)
-        scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
+        scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
         try:
             await anyio.to_thread.run_sync(_load, client, scripts, abandon_on_cancel=True)
         except BaseException:
@@ -351,7 +354,8 @@ class RedisStore:
         return deleted
 
 
-_SCRIPTS = ("WRITE", "CLAIM_KEY", "CLAIM_ORPHANS", "DELETE", "DELETE_BEFORE")
+_TASK_SCRIPTS = ("WRITE", "CLAIM_KEY", "CLAIM_ORPHANS", "DELETE", "DELETE_BEFORE")
+_SCRIPTS = {**{name: getattr(lua, name) for name in _TASK_SCRIPTS}, **ACCESS_SCRIPTS}
 
 
 def _load(client: Any, scripts: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ Key layout under the store's prefix `P` (every key starts with `P:`, so one pref
                       "<created_at>|<id>" of SUCCESS tasks holding a key (`held_keys()`)
     P:feed            pub/sub channel: one message per write batch, "<owner>\n<id>\n<id>..." (the change feed)
     P:keys            pub/sub channel of idempotency keys: "<holder id>\n<key>" when a key is claimed,
-                      "\n<key>" when its holder fails, is cancelled or interrupted (the key feed)
+                      "\n<key>" when its holder fails, is cancelled or interrupted, or is deleted
+                      (the key feed)
 
 Scripts take the prefix as ARGV[1]; they build the keys they touch, so they run on a single Redis server
 (not on Redis Cluster). Every script is deterministic given its arguments (times come from the caller).
@@ -23,8 +24,8 @@ Scripts take the prefix as ARGV[1]; they build the keys they touch, so they run 
 
 from __future__ import annotations
 
-# Removes a record from every index and counter, releases its key and deletes its hash. `old` is
-# HMGET of the _OLD fields.
+# Removes a record from every index and counter, releases its key (and says so on the key feed) and
+# deletes its hash. `old` is HMGET of the _OLD fields.
 _LIB = r"""
 local P = ARGV[1]
 local OLD = {'status', 'func_name', 'created_at', 'tags', 'owner', 'end_time'}
@@ -51,7 +52,10 @@ local function remove(id)
   unindex(id, old)
   local key = redis.call('GET', P .. ':kt:' .. id)
   if key then
-    if redis.call('GET', P .. ':k:' .. key) == id then redis.call('DEL', P .. ':k:' .. key) end
+    if redis.call('GET', P .. ':k:' .. key) == id then
+      redis.call('DEL', P .. ':k:' .. key)
+      redis.call('PUBLISH', P .. ':keys', '\n' .. key)  -- released: every instance's key mirror forgets it
+    end
     redis.call('DEL', P .. ':kt:' .. id)
   end
   redis.call('DEL', tkey)

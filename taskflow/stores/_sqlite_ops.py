@@ -263,11 +263,22 @@ def claim_orphans(conn: sqlite3.Connection, instance_id: str) -> list[RecoveredT
     return recovered
 
 
+def _release_keys(conn: sqlite3.Connection, doomed: str, params: Sequence[Any]) -> None:
+    """Unbind the keys the doomed records hold, and log each release to the key feed (`(key, NULL)` in
+    `taskflow_key_log`): other processes mirror the keys, and must learn that a deleted holder let go."""
+    conn.execute(
+        "INSERT INTO taskflow_key_log (key, holder) SELECT key, NULL FROM taskflow_idempotency"
+        f" WHERE task_id IN ({doomed})",
+        params,
+    )
+    conn.execute(f"DELETE FROM taskflow_idempotency WHERE task_id IN ({doomed})", params)
+
+
 def delete_where(conn: sqlite3.Connection, condition: str, params: tuple[Any, ...]) -> int:
     doomed = f"SELECT task_id FROM taskflow_tasks WHERE {condition}"
     with _immediate(conn):
         conn.execute(f"DELETE FROM taskflow_tags WHERE task_id IN ({doomed})", params)
-        conn.execute(f"DELETE FROM taskflow_idempotency WHERE task_id IN ({doomed})", params)
+        _release_keys(conn, doomed, params)
         deleted: int = conn.execute(f"DELETE FROM taskflow_tasks WHERE {condition}", params).rowcount
     return deleted
 
@@ -280,6 +291,6 @@ def delete_ids(conn: sqlite3.Connection, task_ids: list[str]) -> int:
             condition = f"task_id IN ({marks}) AND status IN ({TERMINAL_SQL})"
             doomed = f"SELECT task_id FROM taskflow_tasks WHERE {condition}"
             conn.execute(f"DELETE FROM taskflow_tags WHERE task_id IN ({doomed})", chunk)
-            conn.execute(f"DELETE FROM taskflow_idempotency WHERE task_id IN ({doomed})", chunk)
+            _release_keys(conn, doomed, chunk)
             deleted += conn.execute(f"DELETE FROM taskflow_tasks WHERE {condition}", chunk).rowcount
     return deleted

@@ -1,7 +1,8 @@
 """Browser-test fixtures: headless Debian Chromium driven by Playwright, against uvicorn servers.
 
 The tests skip when Playwright or /usr/bin/chromium is missing, unless TASKFLOW_REQUIRE_SERVICES=1 (CI),
-where a missing browser fails them. Set TASKFLOW_SCREENSHOTS=<dir> to save screenshots of the main views.
+where a missing browser fails them. Set TASKFLOW_SCREENSHOTS=<dir> to save screenshots of the main views;
+those of the Dead letters and Audit tabs come from `scripts/doc_screenshots.py` (a richer history).
 """
 
 from __future__ import annotations

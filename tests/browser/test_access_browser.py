@@ -42,7 +42,6 @@ def test_audit_view_lists_sign_ins_and_actions(page: Any, auth_server: str) -> N
     page.locator("#audit tbody tr", has_text="login").first.wait_for()
     assert page.locator("#tab-tasks").is_hidden()
     assert page.locator("#audit-csv").get_attribute("href") == "/tasks/audit?format=csv"
-    screenshot(page, "audit")
     assert page.errors == []
 
 

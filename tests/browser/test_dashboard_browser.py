@@ -229,7 +229,6 @@ def test_dead_letters_tab_retries_a_group_and_links_the_new_task(page: Any, serv
     assert new_id and new_id != failed
     link.click()
     page.locator("#detail").get_by_text(new_id).first.wait_for()
-    screenshot(page, "dead-letters")
     page.locator("#detail-close").click()
     page.locator("#clear-history").click()
     page.locator("#confirm-text", has_text="older than 7 days").wait_for()

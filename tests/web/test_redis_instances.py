@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import TaskAdmin, TaskManager, TaskRecord, TaskStatus
+from taskflow._models import utcnow
 from taskflow.stores import RedisStore
 from tests.helpers import serve, wait_until
 from tests.redis_service import REDIS_URL, redis_prefix
@@ -56,4 +58,22 @@ async def test_a_key_used_on_another_instance_returns_the_original_id(anyio_back
             await wait_until(lambda: b.table.key_holder("order-2") is None)
             fresh = (await http_b.post("/charge/order-2")).json()["task_id"]
             assert fresh != "elsewhere"
+            await wait_until(lambda: b.get(fresh).status is TaskStatus.SUCCESS)
+
+
+async def test_deleting_history_releases_its_keys_on_every_instance(anyio_backend: str) -> None:
+    """A's succeeded task holds a key B mirrors; deleting it from the history on A frees the key on B too."""
+    with redis_prefix() as prefix:
+        app_a, a = instance(prefix)
+        app_b, b = instance(prefix)
+        async with serve(app_a) as http_a, serve(app_b) as http_b:
+            first = (await http_a.post("/charge/order-9")).json()["task_id"]
+            await wait_until(lambda: a.get(first).status is TaskStatus.SUCCESS)
+            await wait_until(lambda: b.table.key_holder("order-9") == first)
+            deleted = await a.actions.delete_history(utcnow() + timedelta(seconds=1))
+            assert deleted["backend"] == 1
+            await wait_until(lambda: a.table.key_holder("order-9") is None)
+            await wait_until(lambda: b.table.key_holder("order-9") is None)  # B through the key feed
+            fresh = (await http_b.post("/charge/order-9")).json()["task_id"]
+            assert fresh != first
             await wait_until(lambda: b.get(fresh).status is TaskStatus.SUCCESS)

@@ -3,6 +3,7 @@ and the instance that runs each task in the JSON of `/tasks` and `/tasks/{id}`."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from fastapi import BackgroundTasks, FastAPI
 
 from taskflow import TaskAdmin, TaskManager, TaskStatus
+from taskflow._models import utcnow
 from taskflow.stores import SqliteStore
 from tests.helpers import serve, wait_until
 
@@ -90,3 +92,23 @@ async def test_the_json_of_a_task_names_the_instance_that_runs_it(anyio_backend:
         assert listed == {on_a: id_a, on_b: id_b}
         gate.set()
         await wait_until(lambda: a.get(on_a).status is TaskStatus.FAILED)
+
+
+async def test_deleting_history_releases_its_keys_on_every_instance(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """A's succeeded task holds a key B mirrors; deleting it from the history on A frees the key on B too."""
+    gate = anyio.Event()
+    app_a, a = instance(tmp_path / "shared.db", gate)
+    app_b, b = instance(tmp_path / "shared.db", gate)
+    async with serve(app_a) as http_a, serve(app_b) as http_b:
+        first = (await http_a.post("/charge/order-9")).json()["task_id"]
+        await wait_until(lambda: a.get(first).status is TaskStatus.SUCCESS)
+        await wait_until(lambda: b.table.key_holder("order-9") == first)
+        deleted = await a.actions.delete_history(utcnow() + timedelta(seconds=1))
+        assert deleted["backend"] == 1
+        assert a.table.key_holder("order-9") is None  # A forgot it at once
+        await wait_until(lambda: b.table.key_holder("order-9") is None)  # B through the key log
+        fresh = (await http_b.post("/charge/order-9")).json()["task_id"]
+        assert fresh != first
+        await wait_until(lambda: b.get(fresh).status is TaskStatus.SUCCESS)
