@@ -184,7 +184,7 @@ def build_api_router(
         value: Annotated[int, Query(gt=0, le=1_000_000)],
         unit: Annotated[str, Query(max_length=10)],
     ) -> Any:
-        window = f"older than {value} {unit}"
+        window = f"older than {value} {unit}{'' if value == 1 else 's'}"
         if unit not in _HISTORY_UNITS:
             return await audited(
                 request, "delete_history", window, _error(400, "unit must be one of: min, hour, day")
@@ -194,7 +194,8 @@ def build_api_router(
             deleted = await manager.actions.delete_history(cutoff)
         except StoreUnavailable as exc:
             return await audited(request, "delete_history", window, unavailable(exc))
-        return await audited(request, "delete_history", window, JSONResponse(deleted), f"deleted {deleted}")
+        summary = f"deleted {deleted['deleted']} finished task{'' if deleted['deleted'] == 1 else 's'}"
+        return await audited(request, "delete_history", window, JSONResponse(deleted), summary)
 
     @router.get("/{task_id}", summary="One task")
     async def get_task(task_id: str) -> Any:

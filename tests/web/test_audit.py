@@ -46,11 +46,13 @@ async def test_sign_ins_and_actions_are_recorded_with_who_when_where_what() -> N
         ("admin", "login", None, "ok"),
         ("admin", "retry", "nope", "404"),
         ("admin", "cancel", "nope", "404"),
-        ("admin", "delete_history", "older than 2 hour", "ok"),
+        ("admin", "delete_history", "older than 2 hours", "ok"),
         ("admin", "logout", None, "ok"),
         ("admin", "login", None, "ok"),
     ]
     assert all(e["client"] == "127.0.0.1" and e["at"].endswith("+00:00") for e in entries)
+    deletion = next(e for e in entries if e["action"] == "delete_history")
+    assert deletion["detail"] == "deleted 0 finished tasks"  # words, not the JSON body's dict
 
 
 async def test_forwarded_for_is_honoured_only_when_trusted() -> None:
