@@ -103,34 +103,35 @@ def serve(conn: Connection) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        frame, fatal = _attempt(conn, data)
+        frame = _attempt(conn, data)
         conn.send_bytes(pickle.dumps(frame, _PROTOCOL))
-        if fatal:
+        if frame[-1] is True:
             return
 
 
-def _attempt(conn: Connection, data: bytes) -> tuple[tuple[Any, ...], bool]:
-    """Run one attempt in a fresh context; its final frame, and whether the worker must stop after it."""
+def _attempt(conn: Connection, data: bytes) -> tuple[Any, ...]:
+    """Run one attempt in a fresh context; its final frame (an error frame ends with whether the worker
+    stops after it)."""
     try:
         func, args, kwargs, info = pickle.loads(data)
     except Exception as exc:
         error = ProcessTaskError(f"the worker process could not unpickle the call: {type(exc).__name__}: {exc}")
-        return _error_frame(error, exc), False
+        return _error_frame(error, exc)
     scope = WorkerScope(conn, info)
     try:
         value = contextvars.copy_context().run(_call, scope, func, args, kwargs)
     except Exception as exc:
-        return _error_frame(exc, exc), False
+        return _error_frame(exc, exc)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: never re-raised in the parent
         error = ProcessTaskError(f"{_label(exc)} in the worker process")
-        return _error_frame(error, exc), True
+        return _error_frame(error, exc, fatal=True)
     try:
-        return ("ok", pickle.dumps(value, _PROTOCOL)), False
+        return ("ok", pickle.dumps(value, _PROTOCOL))
     except Exception as exc:
         error = ProcessTaskError(
             f"the return value of {scope.record.func_name} ({type(value).__qualname__}) cannot be pickled: {exc}"
         )
-        return _error_frame(error, exc), False
+        return _error_frame(error, exc)
 
 
 def _call(scope: WorkerScope, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -144,7 +145,7 @@ def _label(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-def _error_frame(error: Exception, original: BaseException) -> tuple[Any, ...]:
+def _error_frame(error: Exception, original: BaseException, *, fatal: bool = False) -> tuple[Any, ...]:
     """The frame of a failed attempt: `error` pickled if it comes back as itself, else a substitute; the
     traceback text is `original`'s, from the task's function on."""
     trace = format_traceback(original, caller=__file__)
@@ -153,4 +154,4 @@ def _error_frame(error: Exception, original: BaseException) -> tuple[Any, ...]:
         pickle.loads(packed)  # an exception class whose arguments do not round-trip fails here, not there
     except Exception:
         packed = None
-    return ("error", packed, _label(error), trace, False)
+    return ("error", packed, _label(error), trace, fatal)
