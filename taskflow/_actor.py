@@ -175,7 +175,6 @@ class SyncActor(Actor):
             return _attempt_context.call_sync(self, self.definition.func, args, kwargs)
         return self.definition.func(*args, **kwargs)
 
-
     async def _running_committed(self) -> None:
         """Wait (on the loop) until this attempt's RUNNING state is committed, if a batch holds it."""
         batch = self.running_batch
@@ -228,9 +227,11 @@ def make_actor(
     record: TaskRecord, definition: TaskDefinition, context: contextvars.Context, services: ActorServices
 ) -> Actor:
     """The actor for `record`: async, sync or process after its task function and its executor."""
-    kind = AsyncActor if definition.is_async else SyncActor
+    kind: type[Actor]
     if definition.executor == "process":
         kind = ProcessActor
+    else:
+        kind = AsyncActor if definition.is_async else SyncActor
     actor = kind(record, definition, context, services)
     if services.keep_log_context:
         actor.log_context = _attempt_context.bound_log_values(context)

@@ -50,8 +50,9 @@ class StoreUnavailable(TaskflowError):
 
 
 class TaskArgumentError(TaskflowError, ValueError):
-    """Raised by `add_task` when an argument of an `executor="process"` task cannot be pickled (so cannot be
-    sent to a worker process); it names the argument, and no record is created (fastapi-taskflow 0.8's name)."""
+    """Raised by `add_task` when an argument of an `executor="process"` task cannot be pickled (so cannot
+    be sent to a worker process); it names the argument, and no record is created (fastapi-taskflow's
+    name, since 0.8)."""
 
 
 class ProcessTaskError(TaskflowError, RuntimeError):

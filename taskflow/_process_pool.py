@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
+import inspect
 import math
 import multiprocessing.connection
 import multiprocessing.spawn
 import os
 import pickle
-import inspect
 import subprocess
 import threading
 import weakref
@@ -50,7 +51,9 @@ _EXIT_WAIT = 5.0  # seconds a worker gets to exit once told to, before it is kil
 _TASKFLOW_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Puts this copy of taskflow first on the worker's path (before multiprocessing's preparation, which
 # restores the parent's whole sys.path), then runs the worker loop.
-_BOOTSTRAP = f"import sys; sys.path.insert(0, {_TASKFLOW_ROOT!r}); from taskflow._process_worker import main; main()"
+_BOOTSTRAP = (
+    f"import sys; sys.path.insert(0, {_TASKFLOW_ROOT!r}); from taskflow._process_worker import main; main()"
+)
 _threads: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar("taskflow_process_threads")
 _pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()  # pools with workers, stopped at exit
 _exit_hook: list[bool] = []  # whether `_stop_all_pools` is registered with atexit
@@ -126,12 +129,13 @@ class _Job:
 
 
 class _Waiter:
-    __slots__ = ("call_soon", "event", "grant")
+    __slots__ = ("call_soon", "event", "grant", "granted")
 
     def __init__(self) -> None:
         self.event = anyio.Event()
         self.call_soon = threadsafe_caller()
-        self.grant: ProcessWorker | None | bool = False  # False: nothing yet; None: a slot to start one
+        self.granted = False
+        self.grant: ProcessWorker | None = None  # once granted: a worker, or None: a slot to start one
 
 
 class ProcessPool:
@@ -208,10 +212,10 @@ class ProcessPool:
             worker.conn.send_bytes(payload)
             del payload
             while True:
-                frame = pickle.loads(worker.conn.recv_bytes())
+                frame: tuple[Any, ...] = pickle.loads(worker.conn.recv_bytes())
                 if frame[0] not in ("log", "checkpoint"):
                     break
-                job.call_soon(job.deliver, frame)
+                job.call_soon(functools.partial(job.deliver, frame))
         except (EOFError, OSError):
             if job.cancelled:
                 return ()  # killed by its attempt, which no longer waits for us
@@ -227,29 +231,28 @@ class ProcessPool:
 
     async def _checkout(self) -> ProcessWorker:
         """An idle worker, a new one while fewer than `max_workers` live, else the next one released."""
+        waiter: _Waiter | None = None
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             if self._slots < self.max_workers:
                 self._slots += 1
-                grant: ProcessWorker | None | bool = None
             else:
                 waiter = _Waiter()
                 self._waiters.append(waiter)
-                grant = False
-        if grant is False:
+        if waiter is not None:
             try:
                 await waiter.event.wait()
             except BaseException:
                 with self._lock:
-                    if waiter.grant is False:
+                    if not waiter.granted:
                         self._waiters.remove(waiter)
                         raise
                 self._release(waiter.grant)  # granted as we were cancelled: pass it on
                 raise
-            grant = waiter.grant
-        if isinstance(grant, ProcessWorker):
-            return grant
+            if waiter.grant is not None:
+                return waiter.grant
+        # A slot of our own: start a worker in it.
         try:
             return await anyio.to_thread.run_sync(self._start, limiter=_thread_limiter())
         except BaseException:
@@ -261,7 +264,7 @@ class ProcessPool:
         with self._lock:
             while self._waiters:
                 waiter = self._waiters.popleft()
-                waiter.grant = worker
+                waiter.grant, waiter.granted = worker, True
                 try:
                     waiter.call_soon(waiter.event.set)
                     return
@@ -317,7 +320,9 @@ def _outcome(frame: tuple[Any, ...], call: ProcessCall) -> Any:
         try:
             return pickle.loads(frame[1])
         except Exception as exc:
-            raise ProcessTaskError(f"the return value of {call.info[1]} could not be unpickled: {exc}") from None
+            raise ProcessTaskError(
+                f"the return value of {call.info[1]} could not be unpickled: {exc}"
+            ) from None
     _, packed, label, trace, _fatal = frame
     error: BaseException | None = None
     if packed is not None:
@@ -355,7 +360,6 @@ def _stop_all_pools() -> None:
         pool.stop_idle()
 
 
-
 def check_call(func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """What `add_task` checks for a process task: the function and each argument pickle (a worker gets
     them as pickles). TaskArgumentError names the first argument that does not."""
@@ -386,7 +390,11 @@ def _parameter_names(func: Callable[..., Any], count: int) -> list[str]:
     names: list[str] = []
     for index in range(count):
         parameter = parameters[index] if index < len(parameters) else None
-        if parameter is None or parameter.kind is parameter.VAR_POSITIONAL or parameter.kind is parameter.KEYWORD_ONLY:
+        if (
+            parameter is None
+            or parameter.kind is parameter.VAR_POSITIONAL
+            or parameter.kind is parameter.KEYWORD_ONLY
+        ):
             names.append(f"args[{index}]")
             parameters = []  # past *args every further one is positional too
         else:

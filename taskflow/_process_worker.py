@@ -60,7 +60,9 @@ class WorkerScope:
     def on_log(self) -> Any:
         return self._send_log
 
-    def _send_log(self, record: TaskRecord, attempt: int, text: str, level: str, extra: dict[str, Any]) -> None:
+    def _send_log(
+        self, record: TaskRecord, attempt: int, text: str, level: str, extra: dict[str, Any]
+    ) -> None:
         try:
             packed = pickle.dumps(extra, _PROTOCOL)
         except Exception:  # extra fields are for observers: their text is enough
@@ -115,7 +117,9 @@ def _attempt(conn: Connection, data: bytes) -> tuple[Any, ...]:
     try:
         func, args, kwargs, info = pickle.loads(data)
     except Exception as exc:
-        error = ProcessTaskError(f"the worker process could not unpickle the call: {type(exc).__name__}: {exc}")
+        error = ProcessTaskError(
+            f"the worker process could not unpickle the call: {type(exc).__name__}: {exc}"
+        )
         return _error_frame(error, exc)
     scope = WorkerScope(conn, info)
     try:
@@ -129,7 +133,8 @@ def _attempt(conn: Connection, data: bytes) -> tuple[Any, ...]:
         return ("ok", pickle.dumps(value, _PROTOCOL))
     except Exception as exc:
         error = ProcessTaskError(
-            f"the return value of {scope.record.func_name} ({type(value).__qualname__}) cannot be pickled: {exc}"
+            f"the return value of {scope.record.func_name} ({type(value).__qualname__}) cannot be "
+            f"pickled: {exc}"
         )
         return _error_frame(error, exc)
 
@@ -151,7 +156,7 @@ def _error_frame(error: Exception, original: BaseException, *, fatal: bool = Fal
     trace = format_traceback(original, caller=__file__)
     try:
         packed: bytes | None = pickle.dumps(error, _PROTOCOL)
-        pickle.loads(packed)  # an exception class whose arguments do not round-trip fails here, not there
+        pickle.loads(packed)  # type: ignore[arg-type]  # just made  # an exception class whose arguments do not round-trip fails here, not there
     except Exception:
         packed = None
     return ("error", packed, _label(error), trace, fatal)

@@ -181,7 +181,9 @@ def _check_executor(func: Callable[..., Any], name: str, executor: str | None, i
     if executor is None:
         return None
     if executor not in EXECUTORS:
-        raise ConfigurationError(f"@task({name!r}): executor must be one of {EXECUTORS} or None, got {executor!r}")
+        raise ConfigurationError(
+            f"@task({name!r}): executor must be one of {EXECUTORS} or None, got {executor!r}"
+        )
     if executor == "async" and not is_async:
         raise ConfigurationError(f"@task({name!r}): executor='async' needs an async def function")
     if executor != "async" and is_async:

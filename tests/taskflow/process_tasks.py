@@ -18,7 +18,9 @@ def add(a: int, b: int) -> dict[str, Any]:
     """Log the task's context and the sum; return them with the worker's pid."""
     context = get_task_context()
     assert context is not None
-    task_log(f"context {context.task_id} {context.func_name} {context.attempt} {sorted(context.tags.items())}")
+    task_log(
+        f"context {context.task_id} {context.func_name} {context.attempt} {sorted(context.tags.items())}"
+    )
     task_log(f"sum {a + b}", a=a)
     return {"sum": a + b, "pid": os.getpid()}
 

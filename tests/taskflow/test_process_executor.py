@@ -131,7 +131,9 @@ async def test_the_pool_returns_values_and_raises_the_bodys_errors(pool: Process
         with pytest.raises(ValueError, match="boom") as caught:
             await pool.run(pt.fail, ("boom",), {}, ("t2", "fail", 0, {}, None), _ignore)
         with pytest.raises(ProcessTaskError, match="LockedError: locked") as substitute:
-            await pool.run(pt.fail_unpicklably, ("locked",), {}, ("t3", "fail_unpicklably", 0, {}, None), _ignore)
+            await pool.run(
+                pt.fail_unpicklably, ("locked",), {}, ("t3", "fail_unpicklably", 0, {}, None), _ignore
+            )
         with pytest.raises(ProcessTaskError, match="cannot be pickled"):
             await pool.run(pt.return_lock, (), {}, ("t4", "return_lock", 0, {}, None), _ignore)
         with pytest.raises(ProcessTaskError, match="SystemExit: 3"):
@@ -206,7 +208,9 @@ async def test_a_timeout_kills_the_worker_and_the_task_retries(tmp_path: Path, n
     assert all(int(p) != first for p in logged(tm, task_id, f"attempt {record.retries_used} in"))
 
 
-async def test_cancelling_a_running_process_task_kills_its_worker(tmp_path: Path, no_new_children: None) -> None:
+async def test_cancelling_a_running_process_task_kills_its_worker(
+    tmp_path: Path, no_new_children: None
+) -> None:
     tm = TaskManager(max_process_workers=1)
     tm.task(executor="process")(pt.hang_first)
     note = tmp_path / "pid"
