@@ -125,6 +125,7 @@ def test_an_unpicklable_argument_raises_task_argument_error_in_add_task_and_crea
 
 async def test_the_pool_returns_values_and_raises_the_bodys_errors(pool: ProcessPool) -> None:
     info = ("t1", "add", 0, {}, None)
+    before = pool.statistics()  # the pool is shared by both backends' runs
     with anyio.fail_after(LIMIT):
         value = await pool.run(pt.add, (2, 3), {}, info, _ignore)
         assert value["sum"] == 5 and value["pid"] != os.getpid()
@@ -139,13 +140,17 @@ async def test_the_pool_returns_values_and_raises_the_bodys_errors(pool: Process
         with pytest.raises(ProcessTaskError, match="SystemExit: 3"):
             await pool.run(pt.exit_body, (), {}, ("t5", "exit_body", 0, {}, None), _ignore)
         again = await pool.run(pt.pid, (), {}, ("t6", "pid", 0, {}, None), _ignore)
+        with pytest.raises(ProcessTaskError, match=r"died \(exit code 7\)"):
+            await pool.run(pt.crash, (7,), {}, ("t7", "crash", 0, {}, None), _ignore)
+        after_crash = await pool.run(pt.pid, (), {}, ("t8", "pid", 0, {}, None), _ignore)
     trace = caught.value._taskflow_traceback  # type: ignore[attr-defined]
     assert 'process_tasks.py", line' in trace and "in fail" in trace and trace.endswith("ValueError: boom\n")
     assert "_process_worker" not in trace
     assert "raise LockedError(message)" in substitute.value._taskflow_traceback  # type: ignore[attr-defined]
     assert again != value["pid"]  # the worker stopped after the body's SystemExit; a new one ran
+    assert after_crash != again  # a new worker replaced the one that died
     stats = pool.statistics()
-    assert stats.alive <= 1 and stats.crashed == 0 and stats.killed == 0
+    assert stats.alive <= 1 and stats.crashed - before.crashed == 1 and stats.killed == before.killed
 
 
 # -- tasks -----------------------------------------------------------------------------------------------
@@ -296,3 +301,29 @@ def _key() -> str:
     from cryptography.fernet import Fernet
 
     return Fernet.generate_key().decode()
+
+
+async def test_a_durable_process_task_is_requeued_at_shutdown_and_resumes_from_its_checkpoint(
+    tmp_path: Path, no_new_children: None
+) -> None:
+    """A checkpoint saved in the worker reaches the record; cut by shutdown, the requeue_on_interrupt task is
+    kept (pending, in the store) and its next run, in a new worker, reads that checkpoint."""
+    db, note = tmp_path / "tasks.db", tmp_path / "pid"
+
+    def make() -> TaskManager:
+        tm = TaskManager(snapshot_db=str(db), max_process_workers=1, shutdown_grace=0.2)
+        tm.task(executor="process", persist=True, requeue_on_interrupt=True)(pt.resume)
+        return tm
+
+    first = make()
+    with anyio.fail_after(LIMIT):
+        async with first.running():
+            task_id = await add(first, pt.resume, str(note))
+            await wait_until(lambda: first.get(task_id).checkpoint is not None, seconds=LIMIT)
+        assert first.get(task_id).status is TaskStatus.PENDING
+        assert gone(int(note.read_text()))
+        second = make()
+        async with second.running():
+            (record,) = await wait_finished(second, [task_id], seconds=LIMIT)
+    assert record.status is TaskStatus.SUCCESS
+    assert logged(second, task_id, "resumed at") == ["0", "1"]  # the first run's line, kept in the record
