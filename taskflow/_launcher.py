@@ -19,7 +19,7 @@ from supervisors import Clock, Supervisor, SupervisorClosed, run_supervised
 
 from ._actor import Actor, ActorServices, make_actor
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
-from ._process_pool import check_call
+from ._process_call import check_call
 from ._tracing import current_traceparent
 from ._unstored import call_to_store
 

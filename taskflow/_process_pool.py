@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import collections
 import functools
-import inspect
 import math
 import multiprocessing.connection
 import multiprocessing.spawn
@@ -43,8 +42,8 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ._eventloop import threadsafe_caller
-from ._exceptions import ProcessTaskError, TaskArgumentError
-from ._traceback import REMOTE_TRACEBACK
+from ._exceptions import ProcessTaskError
+from ._process_call import read_outcome
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _EXIT_WAIT = 5.0  # seconds a worker gets to exit once told to, before it is killed
@@ -198,7 +197,7 @@ class ProcessPool:
             with self._lock:
                 self._recycled += 1  # (or stopped after a SystemExit in its body)
         self._release(None if job.retire else worker)
-        return _outcome(frame, call)
+        return read_outcome(frame, call.info[1])
 
     def _drive(self, worker: ProcessWorker, job: _Job) -> tuple[Any, ...]:
         """In a thread: send the call, hand lines to the loop, return the final frame."""
@@ -314,28 +313,6 @@ class ProcessPool:
             worker.stop(kill=False)
 
 
-def _outcome(frame: tuple[Any, ...], call: ProcessCall) -> Any:
-    """The value of a final frame, or its error raised (with the worker's traceback for the record)."""
-    if frame[0] == "ok":
-        try:
-            return pickle.loads(frame[1])
-        except Exception as exc:
-            raise ProcessTaskError(
-                f"the return value of {call.info[1]} could not be unpickled: {exc}"
-            ) from None
-    _, packed, label, trace, _fatal = frame
-    error: BaseException | None = None
-    if packed is not None:
-        try:
-            error = pickle.loads(packed)
-        except Exception:
-            error = None
-    if not isinstance(error, Exception):
-        error = ProcessTaskError(f"{label} (the error could not be sent back from the worker process)")
-    setattr(error, REMOTE_TRACEBACK, trace)
-    raise error
-
-
 def _preparation() -> dict[str, Any]:
     """What multiprocessing gives a spawned child, `authkey` as plain bytes (its own type refuses pickle
     outside multiprocessing's spawning)."""
@@ -358,45 +335,3 @@ def _stop_all_pools() -> None:
     """At the interpreter's exit: no idle worker outlives its parent."""
     for pool in list(_pools):
         pool.stop_idle()
-
-
-def check_call(func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """What `add_task` checks for a process task: the function and each argument pickle (a worker gets
-    them as pickles). TaskArgumentError names the first argument that does not."""
-    try:
-        pickle.dumps(func, _PROTOCOL)
-    except Exception as exc:
-        raise TaskArgumentError(
-            f"task {name!r} runs in a worker process, so its function must be importable by name "
-            f"(a module-level function): {exc}"
-        ) from None
-    names = _parameter_names(func, len(args))
-    for label, value in [*zip(names, args, strict=True), *kwargs.items()]:
-        try:
-            pickle.dumps(value, _PROTOCOL)
-        except Exception as exc:
-            raise TaskArgumentError(
-                f"argument {label!r} of task {name!r} ({type(value).__qualname__}) cannot be pickled, so it "
-                f"cannot be sent to a worker process: {exc}"
-            ) from None
-
-
-def _parameter_names(func: Callable[..., Any], count: int) -> list[str]:
-    """The names of the first `count` positional parameters of `func` (`args[i]` where unknown)."""
-    try:
-        parameters = list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    names: list[str] = []
-    for index in range(count):
-        parameter = parameters[index] if index < len(parameters) else None
-        if (
-            parameter is None
-            or parameter.kind is parameter.VAR_POSITIONAL
-            or parameter.kind is parameter.KEYWORD_ONLY
-        ):
-            names.append(f"args[{index}]")
-            parameters = []  # past *args every further one is positional too
-        else:
-            names.append(parameter.name)
-    return names
