@@ -12,6 +12,8 @@ from ._context import task_log as task_log
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import InvalidTaskState as InvalidTaskState
 from ._exceptions import PayloadError as PayloadError
+from ._exceptions import ProcessTaskError as ProcessTaskError
+from ._exceptions import TaskArgumentError as TaskArgumentError
 from ._exceptions import TaskflowError as TaskflowError
 from ._exceptions import TaskNotFound as TaskNotFound
 from ._exceptions import TaskNotRegistered as TaskNotRegistered
@@ -20,6 +22,7 @@ from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
+from ._process_pool import ProcessPoolStatistics as ProcessPoolStatistics
 from ._services import ActorStatistics as ActorStatistics
 from .backends import RedisBackend as RedisBackend
 from .backends import SnapshotBackend as SnapshotBackend
@@ -50,6 +53,8 @@ __all__ = [
     "LoggerChain",
     "ManagedBackgroundTasks",
     "PayloadError",
+    "ProcessPoolStatistics",
+    "ProcessTaskError",
     "RedisBackend",
     "SnapshotBackend",
     "SnapshotScheduler",
@@ -57,6 +62,7 @@ __all__ = [
     "StdoutLogger",
     "StructlogObserver",
     "TaskAdmin",
+    "TaskArgumentError",
     "TaskAuthBackend",
     "TaskConfig",
     "TaskContext",

@@ -15,6 +15,7 @@ state (docs/benchmarks.md counts the tracked objects per queued task).
 from __future__ import annotations
 
 import contextvars
+import pickle
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +25,14 @@ from supervisors import ChildHandle
 
 from . import _attempt_context
 from ._checkpoint import decode_checkpoint, encode_checkpoint
-from ._context import bind
+from ._context import append_log, bind
 from ._exceptions import PayloadError
 from ._models import TaskRecord
 
 if TYPE_CHECKING:
     from ._encryption import ArgsCipher
     from ._persistence import Persistence
+    from ._process_pool import ProcessPool
     from ._registry import TaskDefinition
 
 LogSink = Callable[[TaskRecord, int, str, str, dict[str, Any]], None]
@@ -40,7 +42,7 @@ class ActorServices:
     """What every actor of one runtime shares: where log lines go, the cipher, the persistence, and whether
     an observer wants what the request bound in structlog's contextvars (`keep_log_context`)."""
 
-    __slots__ = ("cipher", "durable", "keep_log_context", "on_log", "on_update", "persistence")
+    __slots__ = ("cipher", "durable", "keep_log_context", "on_log", "on_update", "persistence", "processes")
 
     def __init__(
         self,
@@ -51,8 +53,10 @@ class ActorServices:
         keep_log_context: bool = False,
         on_update: Callable[[TaskRecord], None] | None = None,
         durable: Callable[[TaskDefinition], bool] = lambda definition: False,
+        processes: ProcessPool | None = None,
     ) -> None:
         self.on_log = on_log
+        self.processes = processes  # where `executor="process"` tasks run
         self.durable = durable  # whether a task's RUNNING state must be committed before its body runs
         self.on_update = on_update  # a record changed without a status change (a checkpoint was saved)
         self.cipher = cipher
@@ -180,11 +184,54 @@ class SyncActor(Actor):
             await persistence.wait_committed(batch)
 
 
+class ProcessActor(Actor):
+    """The actor of an `executor="process"` task: each call is one attempt, run in a worker process of the
+    pool (the arguments decrypted here, in the parent); the lines and checkpoints it sends come back here."""
+
+    __slots__ = ()
+
+    async def __call__(self) -> Any:
+        self.attempt += 1
+        bind(self)
+        batch = self.running_batch
+        if batch is not None and self.services.persistence is not None:
+            self.running_batch = None  # as for AsyncActor: RUNNING is durable before the body runs
+            await self.services.persistence.wait_committed(batch)
+        args, kwargs = self._arguments()
+        if _attempt_context.wanted():  # the attempt's span (and structlog binding) in the parent
+            return await _attempt_context.call_async(self, self._run, (args, kwargs), {})
+        return await self._run(args, kwargs)
+
+    async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        pool = self.services.processes
+        assert pool is not None, "the runtime gives every actor its process pool"
+        record = self.record
+        checkpoint = self.load_checkpoint() if record.checkpoint is not None else None
+        info = (record.task_id, record.func_name, self.attempt, dict(record.tags), checkpoint)
+        return await pool.run(self.definition.func, args, kwargs, info, self._from_worker)
+
+    def _from_worker(self, frame: tuple[Any, ...]) -> None:
+        """A line or a checkpoint the body sent while it runs (on the loop)."""
+        if frame[0] == "log":
+            _, text, level, packed = frame
+            try:
+                extra = pickle.loads(packed)
+            except Exception:
+                extra = {}
+            append_log(self, text, level, extra)
+        else:
+            self.save_checkpoint(frame[1])
+
+
 def make_actor(
     record: TaskRecord, definition: TaskDefinition, context: contextvars.Context, services: ActorServices
 ) -> Actor:
-    """The actor for `record`: async or sync after its task function."""
-    kind = AsyncActor if definition.is_async else SyncActor
+    """The actor for `record`: async, sync or process after its task function and its executor."""
+    kind: type[Actor]
+    if definition.executor == "process":
+        kind = ProcessActor
+    else:
+        kind = AsyncActor if definition.is_async else SyncActor
     actor = kind(record, definition, context, services)
     if services.keep_log_context:
         actor.log_context = _attempt_context.bound_log_values(context)

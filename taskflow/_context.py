@@ -92,7 +92,12 @@ def task_log(message: str, *, level: str = "info", **extra: Any) -> None:
     if scope is None:
         _outside_logger.log(_STDLIB_LEVELS[level], "%s", message, extra={"taskflow_extra": extra})
         return
-    text = str(message)
+    append_log(scope, str(message), level, extra)
+
+
+def append_log(scope: TaskScope, text: str, level: str, extra: dict[str, Any]) -> None:
+    """Add a line to `scope`'s task: what `task_log` does inside a task, and what the parent does with a
+    line a process task's worker sent back."""
     scope.record.logs.append(f"{utcnow().strftime('%Y-%m-%dT%H:%M:%SZ')} {text}")
     scope.on_log(scope.record, scope.attempt, text, level, extra)
 

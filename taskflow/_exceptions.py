@@ -8,6 +8,11 @@
                                                         stored, or a stored payload is tampered or unreadable
      +-- ConfigurationError(TaskflowError, ValueError) TaskManager/TaskAdmin, for bad settings
      +-- StoreUnavailable(TaskflowError)               reads of history, when the store does not answer
+     +-- TaskArgumentError(TaskflowError, ValueError)  add_task, when an argument of a process task cannot
+                                                        be pickled (so cannot reach a worker process)
+     +-- ProcessTaskError(TaskflowError, RuntimeError) a process task whose failure cannot come back as
+                                                        itself: an exception or return value that does not
+                                                        pickle, or a worker process that died
 
 Arguments that cannot be encoded raise `TypeError` (the builtin callers expect), naming the argument.
 """
@@ -42,3 +47,15 @@ class ConfigurationError(TaskflowError, ValueError):
 class StoreUnavailable(TaskflowError):
     """Raised by lookups and listings that need the store when it fails or does not answer in time (a
     server down or paused); the HTTP API answers 503. The cause is chained."""
+
+
+class TaskArgumentError(TaskflowError, ValueError):
+    """Raised by `add_task` when an argument of an `executor="process"` task cannot be pickled (so cannot
+    be sent to a worker process); it names the argument, and no record is created (fastapi-taskflow's
+    name, since 0.8)."""
+
+
+class ProcessTaskError(TaskflowError, RuntimeError):
+    """The error of a process task attempt whose own error cannot come back to the parent: an exception (or
+    a return value) that cannot be pickled, a `BaseException` such as `SystemExit`, or a worker process that
+    died while running it. The message names the original type; the record keeps the worker's traceback."""

@@ -19,6 +19,7 @@ from supervisors import Clock, Supervisor, SupervisorClosed, run_supervised
 
 from ._actor import Actor, ActorServices, make_actor
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
+from ._process_call import check_call
 from ._tracing import current_traceparent
 from ._unstored import call_to_store
 
@@ -108,6 +109,8 @@ class Launcher:
         ):
             raise TypeError("tags must be a dict of str to str")
         definition = self.registry.definition_for(func)
+        if definition.executor == "process":  # TaskArgumentError before any record exists
+            check_call(func, definition.name, args, kwargs)
         if idempotency_key is not None:
             holder = self.table.key_holder(idempotency_key)
             if holder is not None:

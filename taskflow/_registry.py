@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import types
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,9 @@ class TaskDefinition:
     #: The policy whose supervisor (and limits) runs the task, when `policy` is a named policy with some
     #: keys given inline: those apply to the task's own attempts, the limits stay the named policy's.
     group: Policy | None = None
+    #: "process" for a task whose body runs in a worker process (`@task(executor="process")`), else None:
+    #: an `async def` runs on the event loop, a `def` in a worker thread.
+    executor: str | None = None
 
     @property
     def supervisor_policy(self) -> Policy:
@@ -87,6 +91,7 @@ class TaskRegistry:
         retry_on: RetryOn = Exception,
         policy: Policy | None = None,
         group: Policy | None = None,
+        executor: str | None = None,
     ) -> TaskDefinition:
         """Declare `func` a task. Bad option values raise ConfigurationError naming the option.
 
@@ -97,6 +102,8 @@ class TaskRegistry:
         task_name = name if name is not None else callable_name(func)
         if not isinstance(task_name, str) or not task_name:
             raise ConfigurationError(f"task name must be a non-empty string, got {name!r}")
+        is_async = is_async_callable(func)
+        executor = _check_executor(func, task_name, executor, is_async)
         if policy is None:
             try:
                 policy = Policy(
@@ -109,7 +116,7 @@ class TaskRegistry:
             retries=policy.retries, delay=policy.delay, backoff=policy.backoff, persist=persist,
             name=task_name, requeue_on_interrupt=requeue_on_interrupt,
         )  # fmt: skip
-        definition = TaskDefinition(func, task_name, config, policy, is_async_callable(func), True, group)
+        definition = TaskDefinition(func, task_name, config, policy, is_async, True, group, executor)
         with self._lock:
             existing = self._by_name.get(task_name)
             if existing is not None and existing.registered and existing.func is not func:
@@ -163,6 +170,33 @@ class TaskRegistry:
         """The function registered as `name` (fastapi-taskflow's registry API), None if none."""
         definition = self._by_name.get(name)
         return definition.func if definition is not None else None
+
+
+EXECUTORS = ("async", "thread", "process")
+
+
+def _check_executor(func: Callable[..., Any], name: str, executor: str | None, is_async: bool) -> str | None:
+    """The definition's executor ("process" or None) for `@task(executor=...)`; ConfigurationError for a
+    value that does not fit the function (fastapi-taskflow 0.8's checks)."""
+    if executor is None:
+        return None
+    if executor not in EXECUTORS:
+        raise ConfigurationError(
+            f"@task({name!r}): executor must be one of {EXECUTORS} or None, got {executor!r}"
+        )
+    if executor == "async" and not is_async:
+        raise ConfigurationError(f"@task({name!r}): executor='async' needs an async def function")
+    if executor != "async" and is_async:
+        raise ConfigurationError(f"@task({name!r}): executor={executor!r} needs a plain def function")
+    if executor != "process":
+        return None  # what the function's kind already chooses
+    qualname = getattr(func, "__qualname__", "")
+    if not isinstance(func, types.FunctionType) or "<locals>" in qualname or qualname == "<lambda>":
+        raise ConfigurationError(
+            f"@task({name!r}): executor='process' needs a module-level function (a worker process imports "
+            f"it by name), got {func!r}"
+        )
+    return "process"
 
 
 def _identity(func: Callable[..., Any]) -> Hashable:

@@ -17,10 +17,13 @@ not part of the public API.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
+
+import anyio
 
 from supervisors import Clock, Policy, Restart
 
@@ -39,6 +42,7 @@ from ._lifespan import Lifespan, Settlement
 from ._metrics import MetricsRecorder, TaskManagerStatistics
 from ._models import TaskConfig, TaskRecord, utcnow
 from ._persistence import Persistence
+from ._process_pool import ProcessPool, ProcessPoolStatistics
 from ._registry import RetryOn, TaskRegistry, callable_name
 from ._services import ActorStatistics, GiveUpHandler, Services, define_actor
 from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
@@ -88,6 +92,8 @@ class TaskRuntime:
         encrypt_args_key: str | bytes | Sequence[str | bytes] | None = None,
         max_concurrent_tasks: int | None = None,
         max_sync_threads: int | None = None,
+        max_process_workers: int | None = None,
+        process_max_tasks_per_worker: int | None = None,
         shutdown_grace: float = 10.0,
         checkpoint_timeout: float = 5.0,
         max_terminal_records: int | None = 10_000,
@@ -100,6 +106,8 @@ class TaskRuntime:
     ) -> None:
         _check_cap("max_concurrent_tasks", max_concurrent_tasks)
         _check_cap("max_sync_threads", max_sync_threads)
+        _check_cap("max_process_workers", max_process_workers)
+        _check_cap("process_max_tasks_per_worker", process_max_tasks_per_worker)
         _check_seconds("shutdown_grace", shutdown_grace)
         _check_seconds("checkpoint_timeout", checkpoint_timeout)
         _check_seconds("snapshot_interval", snapshot_interval)
@@ -136,6 +144,9 @@ class TaskRuntime:
         self.registry = TaskRegistry()
         self.table = TaskTable(max_terminal_records=max_terminal_records)
         self._cipher = ArgsCipher(encrypt_args_key) if encrypt_args_key is not None else None
+        # `executor="process"` tasks: no worker process starts before the first such attempt.
+        self.max_process_workers = max_process_workers or os.cpu_count() or 1
+        self._processes = ProcessPool(self.max_process_workers, process_max_tasks_per_worker)
 
         observers = list(loggers or [])
         if log_file is not None:
@@ -203,7 +214,7 @@ class TaskRuntime:
             services=ActorServices(
                 self._on_log, cipher, persistence,
                 keep_log_context=self._log_context, on_update=lifecycle.update,
-                durable=durability.is_durable,
+                durable=durability.is_durable, processes=self._processes,
             ),
             durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
@@ -238,6 +249,7 @@ class TaskRuntime:
         timeout: float | None = UNSET,
         retry_on: RetryOn = UNSET,
         policy: Policy | str | None = None,
+        executor: str | None = None,
     ) -> Callable[[F], F]:
         """Declare a task function; it is returned unchanged and stays directly callable.
 
@@ -246,6 +258,8 @@ class TaskRuntime:
         `supervisors.Policy` (tasks with the same policy share one supervisor and its limits) or the name of
         a policy declared in configuration, whose values the keywords given here override. Unset keywords
         default to 0 retries, no delay, backoff 1, no max_delay, no jitter, no timeout, `Exception`.
+        `executor="process"` runs a module-level `def` task in a worker process (docs/processes.md);
+        "async" and "thread" name what the function's kind chooses anyway.
         """
         inline = {
             "retries": retries, "delay": delay, "backoff": backoff, "max_delay": max_delay,
@@ -258,13 +272,13 @@ class TaskRuntime:
                 effective, group = named_task_policy(self.config, policy, inline, task_name)
                 self.registry.register(
                     func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt,
-                    policy=effective, group=group,
+                    policy=effective, group=group, executor=executor,
                 )  # fmt: skip
                 return func
             given: dict[str, Any] = {key: value for key, value in inline.items() if value is not UNSET}
             self.registry.register(
                 func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt, policy=policy,
-                **given,
+                executor=executor, **given,
             )  # fmt: skip
             return func
 
@@ -311,8 +325,16 @@ class TaskRuntime:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Any]:
         """Own the tasks for the duration of the block (the app's lifespan): drain, then cancel, on exit."""
-        async with self.lifespan.running():
-            yield self
+        try:
+            async with self.lifespan.running():
+                yield self
+        finally:
+            with anyio.CancelScope(shield=True):  # bounded: idle workers leave as their pipe closes
+                await self._processes.close()
+
+    def process_statistics(self) -> ProcessPoolStatistics:
+        """A snapshot of the worker processes of `executor="process"` tasks (alive, idle, started, ...)."""
+        return self._processes.statistics()
 
     @property
     def is_running(self) -> bool:

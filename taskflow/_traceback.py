@@ -31,11 +31,23 @@ def error_text(error: BaseException) -> str:
     return text if text else type(error).__name__
 
 
-def format_traceback(error: BaseException) -> str:
-    """The traceback of a task's final error, from the task's own function on, without position markers."""
+REMOTE_TRACEBACK = "_taskflow_traceback"
+"""The attribute of an error from a worker process holding the worker's traceback text (the record's)."""
+
+
+def format_traceback(error: BaseException, *, caller: str | None = None) -> str:
+    """The traceback of a task's final error, from the task's own function on, without position markers.
+
+    `caller`: one more file whose frames call the task's function (a process worker's). An error that came
+    back from a worker process has the worker's traceback text already: that is returned.
+    """
+    remote = getattr(error, REMOTE_TRACEBACK, None)
+    if isinstance(remote, str):
+        return remote
+    callers = _CALLER_FILES if caller is None else _CALLER_FILES | {caller}
     tb = start = error.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename in _CALLER_FILES and tb.tb_next is not None:
+        if tb.tb_frame.f_code.co_filename in callers and tb.tb_next is not None:
             start = tb.tb_next  # the task's function, called by the actor
         tb = tb.tb_next
     if isinstance(error, BaseExceptionGroup):

@@ -243,3 +243,24 @@ async def test_redis_example_with_auth_shares_the_audit_log_and_sign_outs(
                 assert (await two.get("/tasks", headers=cookie(token))).status_code == 401
         finally:
             sys.modules.pop("examples.redis_instances", None)
+
+
+async def test_cpu_tasks_example_runs_its_task_in_a_worker_process() -> None:
+    """examples/cpu_tasks.py: the task runs in a worker process, its progress lines reach the record, and
+    the app's shutdown leaves no worker behind."""
+    sys.modules.pop("examples.cpu_tasks", None)  # an app (and its runtime) per test
+    module = importlib.import_module("examples.cpu_tasks")
+    manager = module.task_manager
+    try:
+        with anyio.fail_after(90):
+            async with serve(module.app) as client:
+                response = await client.post("/primes", params={"below": 1000})
+                task_id = response.json()["task_id"]
+                (record,) = await wait_finished(manager, [task_id], seconds=80)
+                detail = (await client.get(f"/tasks/{task_id}")).json()
+    finally:
+        sys.modules.pop("examples.cpu_tasks", None)
+    assert record.status.value == "success"
+    assert any(line.endswith("168 primes below 1000") for line in detail["logs"])
+    assert not any(f"process {os.getpid()} " in line for line in detail["logs"])  # not in this process
+    assert manager.process_statistics().alive == 0
