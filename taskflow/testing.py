@@ -37,6 +37,7 @@ import pytest
 
 from ._contract_access import AccessContract
 from ._contract_optional import OptionalContract
+from ._contract_schedules import ScheduleContract
 from ._exceptions import PayloadError
 from ._harness import RecordedChange as RecordedChange
 from ._harness import TaskRecorder as TaskRecorder
@@ -73,7 +74,7 @@ async def _all_pages(store: TaskStore, limit: int, **filters: Any) -> list[str]:
     raise AssertionError("query never returned a last page")
 
 
-class StoreContract(OptionalContract, AccessContract):
+class StoreContract(OptionalContract, AccessContract, ScheduleContract):
     """Every behaviour a `TaskStore` must have; subclass it and override `store_factory`."""
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]

@@ -27,6 +27,7 @@ from ._common import check_limit, check_ttl, cursor_position, parse_utc, utc_tex
 from ._paging import Page, encode_cursor
 from ._protocol import FinishedRun, RecoveredTask, StoredChange, StoreSummary
 from ._redis_feed import foreign_ids, listing, messages
+from ._redis_schedules import RedisSchedules
 from ._redis_rows import NAMES, fetcher, from_fields, member, since_bound, walk, write_args
 
 __all__ = ["RedisStore"]
@@ -49,7 +50,7 @@ def _redis_module() -> Any:
     return redis
 
 
-class RedisStore:
+class RedisStore(RedisSchedules):
     """A `TaskStore` on the Redis server at `url`, every key under `prefix`.
 
     `ttl` (seconds, or None) deletes terminal records that ended more than `ttl` seconds ago, checked at
