@@ -43,10 +43,11 @@ from ._harness import RecordedChange as RecordedChange
 from ._harness import TaskRecorder as TaskRecorder
 from ._harness import run_until_idle as run_until_idle
 from ._harness import wait_until_idle as wait_until_idle
+from ._manual_clock import ManualScheduleClock as ManualScheduleClock
 from ._models import AttemptRecord, TaskRecord, TaskStatus
 from .stores import InvalidCursor, TaskStore
 
-__all__ = ["RecordedChange", "StoreContract", "TaskRecorder", "run_until_idle", "wait_until_idle"]
+__all__ = ["ManualScheduleClock", "RecordedChange", "StoreContract", "TaskRecorder", "run_until_idle", "wait_until_idle"]
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=_UTC)
 _S = TaskStatus
