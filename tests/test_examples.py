@@ -213,3 +213,23 @@ async def test_redis_example_runs_as_two_instances(monkeypatch: pytest.MonkeyPat
                 assert [(t["task_id"], t["status"]) for t in listed] == [(task_id, "success")]
         finally:
             sys.modules.pop("examples.redis_instances", None)
+
+
+async def test_scheduled_example_runs_its_schedules_and_one_offs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/scheduled_app.py: the startup slot runs; a reminder is listed, then cancelled."""
+    monkeypatch.setenv("TASKFLOW_EXAMPLE_DB", str(tmp_path / "scheduled.db"))
+    module = _fresh_import("examples.scheduled_app")
+    try:
+        async with serve(module.app) as client:
+            with anyio.fail_after(10):
+                while not (await module.task_manager.query_history(tag=("schedule", "refresh_rates"))).records:
+                    await anyio.sleep(0.02)
+            listed = (await client.get("/tasks/schedules")).json()
+            assert [s["name"] for s in listed["schedules"]] == ["morning_digest", "refresh_rates"]
+            assert (await client.post("/remind", params={"who": "ada"})).json() == {"run_key": "remind-ada"}
+            assert [o["run_key"] for o in (await client.get("/tasks/schedules")).json()["one_offs"]] == ["remind-ada"]
+            assert (await client.delete("/remind/ada")).json() == {"cancelled": True}
+    finally:
+        sys.modules.pop("examples.scheduled_app", None)
