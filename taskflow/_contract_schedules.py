@@ -55,13 +55,15 @@ class ScheduleContract:
         s = _schedules(store)
         ok = await s.claim_slot("s", slot=_T0, expected=None, run_id="a", owner="i", exclusive=False)
         assert ok is ClaimOutcome.CLAIMED
-        stale = await s.claim_slot("s", slot=_T0 + _SLOT, expected=None, run_id="b", owner="i", exclusive=False)
+        stale = await s.claim_slot(
+            "s", slot=_T0 + _SLOT, expected=None, run_id="b", owner="i", exclusive=False
+        )
         backwards = await s.claim_slot("s", slot=_T0, expected=_T0, run_id="c", owner="i", exclusive=False)
         assert (stale, backwards) == (ClaimOutcome.LOST, ClaimOutcome.LOST)
         nxt = await s.claim_slot("s", slot=_T0 + _SLOT, expected=_T0, run_id="d", owner="i", exclusive=False,
                                  also_skipped=2)  # fmt: skip
         assert nxt is ClaimOutcome.CLAIMED
-        state = (await s.schedule_states(["s", "never"]))
+        state = await s.schedule_states(["s", "never"])
         assert (state["s"].last_slot, state["s"].last_run_id, state["s"].skipped) == (_T0 + _SLOT, "d", 2)
         assert state["never"].last_slot is None and state["never"].paused is False
 
@@ -72,18 +74,28 @@ class ScheduleContract:
         assert first is ClaimOutcome.CLAIMED
         # r1 has a ticket and no record yet: live, so the next exclusive slot is skipped
         t1, t2, t3 = (_T0 + _SLOT * n for n in (1, 2, 3))
-        assert await s.claim_slot("s", slot=t1, expected=_T0, run_id="r2", owner="i", exclusive=True) == "skipped"
+        assert (
+            await s.claim_slot("s", slot=t1, expected=_T0, run_id="r2", owner="i", exclusive=True)
+            == "skipped"
+        )
         # its record says it succeeded: no longer live (the record decides once there is one)
         record = TaskRecord("r1", "job", TaskStatus.SUCCESS, end_time=_T0)
         await store.write([record], owner="i")
         await s.release_run("r1")
-        assert await s.claim_slot("s", slot=t2, expected=t1, run_id=None, owner="i", exclusive=True) == "skipped"
+        assert (
+            await s.claim_slot("s", slot=t2, expected=t1, run_id=None, owner="i", exclusive=True) == "skipped"
+        )
         await s.set_paused("s", True)
         assert (await s.schedule_states(["s"]))["s"].paused is True
-        assert await s.claim_slot("s", slot=t3, expected=t2, run_id="r3", owner="i", exclusive=False) == "skipped"
+        assert (
+            await s.claim_slot("s", slot=t3, expected=t2, run_id="r3", owner="i", exclusive=False)
+            == "skipped"
+        )
         await s.set_paused("s", False)
         t4 = t3 + _SLOT
-        assert await s.claim_slot("s", slot=t4, expected=t3, run_id="r4", owner="i", exclusive=True) == "claimed"
+        assert (
+            await s.claim_slot("s", slot=t4, expected=t3, run_id="r4", owner="i", exclusive=True) == "claimed"
+        )
         state = (await s.schedule_states(["s"]))["s"]
         assert (state.skipped, state.last_run_id, state.last_slot, state.paused) == (3, "r4", t4, False)
 
@@ -96,7 +108,9 @@ class ScheduleContract:
         state = (await s.schedule_states(["s"]))["s"]
         assert (state.last_slot, state.last_run_id) == (None, "x3")
 
-    async def test_tickets_of_lost_instances_are_adopted_once(self, store: TaskStore, second: TaskStore) -> None:
+    async def test_tickets_of_lost_instances_are_adopted_once(
+        self, store: TaskStore, second: TaskStore
+    ) -> None:
         """A ticket whose owner has no live heartbeat goes to exactly one adopter; released ones never."""
         s, other = _schedules(store), _schedules(second)
         for instance in ("alive", "me1", "me2"):
@@ -130,12 +144,18 @@ class ScheduleContract:
         assert (adopted["r"].schedule, adopted["r"].slot, adopted["r"].once) == ("s", _T0, None)
         assert adopted["r"].previous_owner == "dead"
         once = adopted["o"].once
-        assert once is not None and (once.run_key, once.call, once.tags) == ("k", _once("k", 1).call, {"k": "v"})
+        assert once is not None and (once.run_key, once.call, once.tags) == (
+            "k",
+            _once("k", 1).call,
+            {"k": "v"},
+        )
         await s.release_run("o")
         assert await s.list_once(limit=10) == []
         assert await s.claim_once("k", run_id="again", owner="me") is None
 
-    async def test_one_offs_list_replace_cancel_and_claim_once(self, store: TaskStore, second: TaskStore) -> None:
+    async def test_one_offs_list_replace_cancel_and_claim_once(
+        self, store: TaskStore, second: TaskStore
+    ) -> None:
         """put_once replaces unclaimed entries; list_once orders by fire time; a claim wins once."""
         s, other = _schedules(store), _schedules(second)
         assert await s.put_once(_once("b", 5))
@@ -144,11 +164,18 @@ class ScheduleContract:
         assert await s.put_once(_once("c", 1))  # rescheduled
         listed = await other.list_once(limit=10)
         assert [(e.run_key, e.fire_at) for e in listed] == [
-            ("c", _T0 + timedelta(minutes=1)), ("a", _T0 + timedelta(minutes=3)), ("b", _T0 + timedelta(minutes=5)),
+            ("c", _T0 + timedelta(minutes=1)),
+            ("a", _T0 + timedelta(minutes=3)),
+            ("b", _T0 + timedelta(minutes=5)),
         ]  # fmt: skip
-        assert listed[0].call == _once("c", 1).call and listed[0].tags == {"k": "v"} and listed[0].run_id is None
+        assert (
+            listed[0].call == _once("c", 1).call and listed[0].tags == {"k": "v"} and listed[0].run_id is None
+        )
         assert [e.run_key for e in await s.list_once(limit=1)] == ["c"]
-        assert [e.run_key for e in await s.list_once(limit=10, before=_T0 + timedelta(minutes=4))] == ["c", "a"]
+        assert [e.run_key for e in await s.list_once(limit=10, before=_T0 + timedelta(minutes=4))] == [
+            "c",
+            "a",
+        ]
         winners = []
 
         async def claim(handle: ScheduleStore, n: int) -> None:

@@ -138,7 +138,9 @@ class TaskRuntime(ScheduleApi):
 
         self.config: TaskflowConfig = load_config(config)  # named policies; ConfigurationError if bad
         self.clock = clock
-        self.schedule_clock: ScheduleClock = schedule_clock if schedule_clock is not None else SystemScheduleClock()
+        self.schedule_clock: ScheduleClock = (
+            schedule_clock if schedule_clock is not None else SystemScheduleClock()
+        )
         self._heartbeat_interval = heartbeat_interval
         self.services = Services(clock)  # the app's long-lived actors (`@actor`)
         self.registry = TaskRegistry()
@@ -229,7 +231,9 @@ class TaskRuntime(ScheduleApi):
             metrics=metrics, persistence=persistence,
         )  # fmt: skip
         self.store = CompatTaskStore(self.table, lifecycle)  # fastapi-taskflow 0.5.0's `TaskStore`
-        starter = RunStarter(registry=self.registry, launcher=self.launcher, lifecycle=lifecycle, persistence=persistence)
+        starter = RunStarter(
+            registry=self.registry, launcher=self.launcher, lifecycle=lifecycle, persistence=persistence
+        )
         self.scheduler = Scheduler(
             starter=starter, table=self.table, persistence=persistence, clock=self.schedule_clock,
             maintenance_interval=self._heartbeat_interval,

@@ -86,7 +86,8 @@ class ScheduleApi:
         if not any(s.name == "taskflow.scheduler" for s in self.services.statistics()):
             self.services.declare(
                 define_actor(
-                    self.scheduler.run, name="taskflow.scheduler", restart="permanent", policy=None, named=None,
+                    self.scheduler.run, name="taskflow.scheduler", restart="permanent", policy=None,
+                    named=None,
                     max_restarts=None, restart_window=None, on_give_up=None,
                 )
             )  # fmt: skip
@@ -125,7 +126,8 @@ class ScheduleApi:
             schedule_name = name if name is not None else callable_name(func)
             definition = define_schedule(
                 func, name=schedule_name, every=every, cron=cron, timezone=timezone,
-                run_on_startup=run_on_startup, catch_up=catch_up, overlap=overlap, misfire_grace=misfire_grace,
+                run_on_startup=run_on_startup, catch_up=catch_up, overlap=overlap,
+                misfire_grace=misfire_grace,
             )  # fmt: skip
             if schedule_name in self.scheduler.definitions:
                 raise ConfigurationError(f"a schedule named {schedule_name!r} is already declared")

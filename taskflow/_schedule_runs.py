@@ -94,7 +94,9 @@ class RunStarter:
         if persistence is not None and await persistence.store.get(run.run_id) is not None:
             await backend.release_run(run.run_id)
             return
-        _log.warning("run %s was claimed by lost instance %s: starting it here", run.run_id, run.previous_owner)
+        _log.warning(
+            "run %s was claimed by lost instance %s: starting it here", run.run_id, run.previous_owner
+        )
         if run.once is not None:
             tags = {TRIGGER_TAG: "adopted", RUN_KEY_TAG: run.once.run_key, **run.once.tags}
             await self.start(backend, run.run_id, run.once.func_name, tags, run.once)

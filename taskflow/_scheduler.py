@@ -91,7 +91,9 @@ class Scheduler:
         if persistence is None:
             return self._local, "local"
         if not persistence.active:
-            raise StoreUnavailable("schedules need the task store: it is open only while the task manager runs")
+            raise StoreUnavailable(
+                "schedules need the task store: it is open only while the task manager runs"
+            )
         store = persistence.store
         if isinstance(store, ScheduleStore):
             return store, persistence.instance_id
@@ -267,7 +269,9 @@ class Scheduler:
         backend, owner = self.backend()
         await self._sync()
         run_id = new_task_id()
-        outcome = await backend.claim_extra(name, run_id=run_id, owner=owner, exclusive=not definition.overlap)
+        outcome = await backend.claim_extra(
+            name, run_id=run_id, owner=owner, exclusive=not definition.overlap
+        )
         if outcome is ClaimOutcome.BUSY:
             raise InvalidTaskState(f"schedule {name!r} has a run in progress and does not overlap")
         tags = {SCHEDULE_TAG: name, TRIGGER_TAG: "run_now"}
@@ -298,4 +302,3 @@ class Scheduler:
 def _status(table: TaskTable, task_id: str) -> TaskStatus | None:
     record = table.get(task_id)
     return record.status if record is not None else None
-

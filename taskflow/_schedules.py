@@ -46,7 +46,8 @@ class SystemScheduleClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime) -> None:
-        while (left := (when - datetime.now(UTC)).total_seconds()) > 0:
+        # Checked again after each sleep: the wall clock may have stepped (bounded by _LONGEST_SLEEP).
+        while (left := (when - datetime.now(UTC)).total_seconds()) > 0:  # noqa: ASYNC110  (a timed wait)
             await anyio.sleep(min(left, _LONGEST_SLEEP))
 
     def __repr__(self) -> str:
@@ -98,9 +99,17 @@ def define_schedule(
             raise ConfigurationError(f"{where}: {option} must be True or False, got {value!r}")
     grace = DEFAULT_MISFIRE_GRACE if misfire_grace is None else misfire_grace
     if isinstance(grace, bool) or not isinstance(grace, int | float) or not math.isfinite(grace) or grace < 0:
-        raise ConfigurationError(f"{where}: misfire_grace must be a number of seconds >= 0, got {misfire_grace!r}")
+        raise ConfigurationError(
+            f"{where}: misfire_grace must be a number of seconds >= 0, got {misfire_grace!r}"
+        )
     return ScheduleDefinition(
-        name, func, trigger, bool(run_on_startup), catch_up, bool(overlap), float(grace)  # type: ignore[arg-type]
+        name,
+        func,
+        trigger,
+        bool(run_on_startup),
+        catch_up,
+        bool(overlap),
+        float(grace),
     )
 
 

@@ -74,7 +74,9 @@ class Cron:
             self.next_after(datetime.now(UTC))  # parses, and finds that the expression ever matches
         except (self._cronsim.CronSimError, StopIteration) as exc:
             detail = str(exc) or "it never matches"
-            raise ConfigurationError(f"cron={expression!r} is not a valid cron expression: {detail}") from None
+            raise ConfigurationError(
+                f"cron={expression!r} is not a valid cron expression: {detail}"
+            ) from None
 
     def latest(self, now: datetime) -> datetime:
         # cronsim's reverse iteration yields times strictly before its start: start one second later.

@@ -47,7 +47,14 @@ from ._manual_clock import ManualScheduleClock as ManualScheduleClock
 from ._models import AttemptRecord, TaskRecord, TaskStatus
 from .stores import InvalidCursor, TaskStore
 
-__all__ = ["ManualScheduleClock", "RecordedChange", "StoreContract", "TaskRecorder", "run_until_idle", "wait_until_idle"]
+__all__ = [
+    "ManualScheduleClock",
+    "RecordedChange",
+    "StoreContract",
+    "TaskRecorder",
+    "run_until_idle",
+    "wait_until_idle",
+]
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=_UTC)
 _S = TaskStatus

@@ -224,12 +224,16 @@ async def test_scheduled_example_runs_its_schedules_and_one_offs(
     try:
         async with serve(module.app) as client:
             with anyio.fail_after(10):
-                while not (await module.task_manager.query_history(tag=("schedule", "refresh_rates"))).records:
+                while not (
+                    await module.task_manager.query_history(tag=("schedule", "refresh_rates"))
+                ).records:
                     await anyio.sleep(0.02)
             listed = (await client.get("/tasks/schedules")).json()
             assert [s["name"] for s in listed["schedules"]] == ["morning_digest", "refresh_rates"]
             assert (await client.post("/remind", params={"who": "ada"})).json() == {"run_key": "remind-ada"}
-            assert [o["run_key"] for o in (await client.get("/tasks/schedules")).json()["one_offs"]] == ["remind-ada"]
+            assert [o["run_key"] for o in (await client.get("/tasks/schedules")).json()["one_offs"]] == [
+                "remind-ada"
+            ]
             assert (await client.delete("/remind/ada")).json() == {"cancelled": True}
     finally:
         sys.modules.pop("examples.scheduled_app", None)

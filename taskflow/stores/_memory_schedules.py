@@ -137,9 +137,7 @@ class MemorySchedules:
         check_limit(limit)
         await checkpoint()
         waiting = [
-            e
-            for e in self._once.values()
-            if e.run_id is None and (before is None or e.fire_at < before)
+            e for e in self._once.values() if e.run_id is None and (before is None or e.fire_at < before)
         ]
         waiting.sort(key=lambda e: (e.fire_at, e.run_key))
         return [dataclasses.replace(e, tags=dict(e.tags)) for e in waiting[:limit]]

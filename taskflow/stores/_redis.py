@@ -27,8 +27,8 @@ from ._common import check_limit, check_ttl, cursor_position, parse_utc, utc_tex
 from ._paging import Page, encode_cursor
 from ._protocol import FinishedRun, RecoveredTask, StoredChange, StoreSummary
 from ._redis_feed import foreign_ids, listing, messages
-from ._redis_schedules import RedisSchedules
 from ._redis_rows import NAMES, fetcher, from_fields, member, since_bound, walk, write_args
+from ._redis_schedules import RedisSchedules
 
 __all__ = ["RedisStore"]
 

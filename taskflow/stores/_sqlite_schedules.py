@@ -41,7 +41,10 @@ def _live(conn: sqlite3.Connection, run_id: str | None) -> bool:
     row = conn.execute("SELECT status FROM taskflow_tasks WHERE task_id = ?", (run_id,)).fetchone()
     if row is not None:
         return row[0] in ("pending", "running")
-    return conn.execute("SELECT 1 FROM taskflow_schedule_runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM taskflow_schedule_runs WHERE run_id = ?", (run_id,)).fetchone()
+        is not None
+    )
 
 
 def _state_row(conn: sqlite3.Connection, name: str) -> tuple[str | None, str | None, int, int] | None:
@@ -62,7 +65,9 @@ def schedule_states(conn: sqlite3.Connection, names: list[str]) -> dict[str, Sch
     return states
 
 
-def _save_state(conn: sqlite3.Connection, name: str, slot: str | None, run_id: str | None, added: int) -> None:
+def _save_state(
+    conn: sqlite3.Connection, name: str, slot: str | None, run_id: str | None, added: int
+) -> None:
     conn.execute(
         "INSERT INTO taskflow_schedules (name, last_slot, last_run_id, skipped) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET last_slot = coalesce(excluded.last_slot, last_slot),"
@@ -101,14 +106,17 @@ def claim_slot(
     return _immediate(conn, run)
 
 
-def claim_extra(conn: sqlite3.Connection, name: str, run_id: str, owner: str, exclusive: bool) -> ClaimOutcome:
+def claim_extra(
+    conn: sqlite3.Connection, name: str, run_id: str, owner: str, exclusive: bool
+) -> ClaimOutcome:
     def run() -> ClaimOutcome:
         row = _state_row(conn, name)
         if exclusive and row is not None and _live(conn, row[1]):
             return ClaimOutcome.BUSY
         _save_state(conn, name, None, run_id, 0)
         conn.execute(
-            "INSERT INTO taskflow_schedule_runs (run_id, owner, schedule) VALUES (?, ?, ?)", (run_id, owner, name)
+            "INSERT INTO taskflow_schedule_runs (run_id, owner, schedule) VALUES (?, ?, ?)",
+            (run_id, owner, name),
         )
         return ClaimOutcome.CLAIMED
 
@@ -135,7 +143,9 @@ def _entry(row: sqlite3.Row | tuple[Any, ...]) -> OneOffEntry:
     run_key, func_name, fire_at, call, payload, tags, created_at, run_id = tuple(row)
     when = parse_utc(fire_at)
     assert when is not None  # NOT NULL column
-    return OneOffEntry(run_key, func_name, when, call, payload, json.loads(tags), parse_utc(created_at), run_id)
+    return OneOffEntry(
+        run_key, func_name, when, call, payload, json.loads(tags), parse_utc(created_at), run_id
+    )
 
 
 def adopt_runs(conn: sqlite3.Connection, instance_id: str) -> list[AdoptedRun]:
@@ -149,7 +159,9 @@ def adopt_runs(conn: sqlite3.Connection, instance_id: str) -> list[AdoptedRun]:
         ).fetchall()
         adopted = []
         for run_id, owner, schedule, slot, run_key in rows:
-            conn.execute("UPDATE taskflow_schedule_runs SET owner = ? WHERE run_id = ?", (instance_id, run_id))
+            conn.execute(
+                "UPDATE taskflow_schedule_runs SET owner = ? WHERE run_id = ?", (instance_id, run_id)
+            )
             once = None
             if run_key is not None:
                 found = conn.execute(f"SELECT {_ONCE} FROM taskflow_one_offs WHERE run_key = ?", (run_key,))
@@ -163,7 +175,9 @@ def adopt_runs(conn: sqlite3.Connection, instance_id: str) -> list[AdoptedRun]:
 
 def put_once(conn: sqlite3.Connection, entry: OneOffEntry) -> bool:
     def run() -> bool:
-        row = conn.execute("SELECT run_id FROM taskflow_one_offs WHERE run_key = ?", (entry.run_key,)).fetchone()
+        row = conn.execute(
+            "SELECT run_id FROM taskflow_one_offs WHERE run_key = ?", (entry.run_key,)
+        ).fetchone()
         if row is not None and row[0] is not None:
             return False
         conn.execute(
@@ -184,7 +198,8 @@ def cancel_once(conn: sqlite3.Connection, run_key: str) -> bool:
 def list_once(conn: sqlite3.Connection, limit: int, before: datetime | None) -> list[OneOffEntry]:
     where, params = ("AND fire_at < ?", (utc_text(before), limit)) if before is not None else ("", (limit,))
     rows = conn.execute(
-        f"SELECT {_ONCE} FROM taskflow_one_offs WHERE run_id IS NULL {where} ORDER BY fire_at, run_key LIMIT ?",
+        f"SELECT {_ONCE} FROM taskflow_one_offs WHERE run_id IS NULL {where}"
+        " ORDER BY fire_at, run_key LIMIT ?",
         params,
     ).fetchall()
     return [_entry(row) for row in rows]
@@ -199,7 +214,8 @@ def claim_once(conn: sqlite3.Connection, run_key: str, run_id: str, owner: str) 
             return None
         conn.execute("UPDATE taskflow_one_offs SET run_id = ? WHERE run_key = ?", (run_id, run_key))
         conn.execute(
-            "INSERT INTO taskflow_schedule_runs (run_id, owner, run_key) VALUES (?, ?, ?)", (run_id, owner, run_key)
+            "INSERT INTO taskflow_schedule_runs (run_id, owner, run_key) VALUES (?, ?, ?)",
+            (run_id, owner, run_key),
         )
         entry = _entry(row)
         return OneOffEntry(

@@ -150,7 +150,9 @@ class TaskAdmin:
         admin.include_router(build_audit_router(audit, dependencies=dependencies), prefix=path)
         dead_letters = build_dead_letter_router(task_manager, audit, dependencies=dependencies)
         admin.include_router(dead_letters, prefix=path)
-        admin.include_router(build_schedule_router(task_manager, audit, dependencies=dependencies), prefix=path)
+        admin.include_router(
+            build_schedule_router(task_manager, audit, dependencies=dependencies), prefix=path
+        )
         admin.include_router(
             build_api_router(
                 task_manager, audit, dependencies=dependencies, display_func_args=display_func_args

@@ -44,7 +44,8 @@ def build_schedule_router(
             return {"task_id": task_id, "status": None}
         return {
             "task_id": task_id, "status": record.status.value, "created_at": isoformat(record.created_at),
-            "end_time": isoformat(record.end_time), "error": record.error, "trigger": record.tags.get("trigger"),
+            "end_time": isoformat(record.end_time), "error": record.error,
+            "trigger": record.tags.get("trigger"),
         }  # fmt: skip
 
     async def act(

@@ -38,7 +38,8 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[
 
 
 def manager(store: TaskStore, clock: ManualScheduleClock, **options: object) -> TaskManager:
-    return TaskManager(snapshot_backend=store, schedule_clock=clock, heartbeat_interval=0.2, heartbeat_ttl=0.6,
+    return TaskManager(snapshot_backend=store, schedule_clock=clock, heartbeat_interval=0.2,
+                       heartbeat_ttl=0.6,
                        **options)  # type: ignore[arg-type]  # fmt: skip
 
 
@@ -100,7 +101,9 @@ async def test_two_instances_run_every_slot_exactly_once(
     assert (states[0].skipped, states[0].last_slot) == (0, expected[-1])
 
 
-async def test_missed_slots_are_skipped_by_default(anyio_backend: str, stores: Callable[[], TaskStore]) -> None:
+async def test_missed_slots_are_skipped_by_default(
+    anyio_backend: str, stores: Callable[[], TaskStore]
+) -> None:
     """The app is down for five slots: at restart none of them runs (counted skipped); the next slot does.
     (misfire_grace=10: the 12:06 slot, 30 s old at restart, is late too.)"""
     clock = ManualScheduleClock(T0)
@@ -124,7 +127,9 @@ async def test_missed_slots_are_skipped_by_default(anyio_backend: str, stores: C
     assert runs[1][0] == "second"
 
 
-async def test_catch_up_once_runs_once_after_downtime(anyio_backend: str, stores: Callable[[], TaskStore]) -> None:
+async def test_catch_up_once_runs_once_after_downtime(
+    anyio_backend: str, stores: Callable[[], TaskStore]
+) -> None:
     """catch_up="once": the missed slots become one run at restart, tagged catch_up."""
     clock = ManualScheduleClock(T0)
     runs: list[tuple[str, datetime]] = []
@@ -206,7 +211,7 @@ async def test_a_one_off_fires_once_across_instances_and_cancel_works(
     async with running(*managers):
         a, b = managers
         key = await a.schedule_once(a.registry.get("remind").func, 1, delay=30)
-        cancelled = await b.schedule_once(b.registry.get("remind").func, 2, at=T0 + timedelta(seconds=40),
+        await b.schedule_once(b.registry.get("remind").func, 2, at=T0 + timedelta(seconds=40),
                                           run_key="cancel-me")  # fmt: skip
         listed = await b.list_scheduled()
         assert [s.run_key for s in listed] == [key, "cancel-me"]
@@ -234,7 +239,7 @@ async def test_a_claim_left_by_a_lost_instance_is_run_by_a_survivor(
     await store.open()
     assert isinstance(store, ScheduleStore)
     slot = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    outcome = await store.claim_slot("tick", slot=slot, expected=None, run_id="lost-run", owner="dead-instance",
+    outcome = await store.claim_slot("tick", slot=slot, expected=None, run_id="lost-run", owner="dead",
                                      exclusive=True)  # fmt: skip
     assert outcome == "claimed"
     await store.close()

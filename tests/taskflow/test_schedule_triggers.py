@@ -18,7 +18,9 @@ def test_every_slots_are_aligned_to_the_epoch() -> None:
     assert trigger.latest(T) == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert trigger.next_after(T) == datetime(2024, 5, 1, 12, 1, tzinfo=UTC)
     on_slot = datetime(2024, 5, 1, 12, 1, tzinfo=UTC)
-    assert trigger.latest(on_slot) == on_slot and trigger.next_after(on_slot) == on_slot + timedelta(minutes=1)
+    assert trigger.latest(on_slot) == on_slot and trigger.next_after(on_slot) == on_slot + timedelta(
+        minutes=1
+    )
     assert make_trigger(timedelta(hours=1), None, "UTC").latest(T) == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert make_trigger(0.25, None, "UTC").next_after(T) == T + timedelta(seconds=0.25)
     assert count_between(trigger, datetime(2024, 5, 1, 11, 55, tzinfo=UTC), trigger.latest(T)) == 4

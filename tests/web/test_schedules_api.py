@@ -52,8 +52,15 @@ async def test_list_pause_resume_and_run_now(tmp_path: Path) -> None:
         await run_until_idle(tm)
         assert calls == ["report"]
         last = (await client.get("/tasks/schedules")).json()["schedules"][0]["last_run"]
-        assert (last["task_id"], last["status"], last["trigger"]) == (ran.json()["task_id"], "success", "run_now")
-        assert (await client.post("/tasks/schedules/report/pause")).json() == {"name": "report", "paused": True}
+        assert (last["task_id"], last["status"], last["trigger"]) == (
+            ran.json()["task_id"],
+            "success",
+            "run_now",
+        )
+        assert (await client.post("/tasks/schedules/report/pause")).json() == {
+            "name": "report",
+            "paused": True,
+        }
         assert (await client.get("/tasks/schedules")).json()["schedules"][0]["paused"] is True
         assert (await client.post("/tasks/schedules/report/resume")).json()["paused"] is False
         audit = (await client.get("/tasks/audit")).json()
@@ -82,7 +89,8 @@ async def test_one_offs_are_listed_and_cancelled(tmp_path: Path) -> None:
     """A waiting one-off shows (without its arguments) and its cancel route removes it once."""
     app, tm, _calls = make_app(tmp_path)
     async with serve(app) as client:
-        key = await tm.schedule_once(tm.registry.get("remind").func, "zed-the-secret", delay=timedelta(minutes=5),
+        remind = tm.registry.get("remind").func
+        key = await tm.schedule_once(remind, "zed-the-secret", delay=timedelta(minutes=5),
                                      run_key="remind-alice")  # fmt: skip
         waiting = (await client.get("/tasks/schedules")).json()["one_offs"]
         assert [(w["run_key"], w["func_name"], w["fire_at"]) for w in waiting] == [
