@@ -83,7 +83,10 @@ class RunStarter:
 
     async def _commit_and_release(self, backend: ScheduleStore, record: TaskRecord) -> None:
         if await self.launcher.make_durable([record]):
-            await backend.release_run(record.task_id)
+            try:
+                await backend.release_run(record.task_id)
+            except Exception:  # the ticket stays; a later adoption sees the stored record and drops it
+                _log.exception("could not release the ticket of scheduled run %s", record.task_id)
         else:  # the ticket stays: if this instance is lost, a survivor runs it (the record is not stored)
             _log.error("the task store did not commit scheduled run %s; starting it anyway", record.task_id)
 
