@@ -32,6 +32,10 @@ class TaskNotRegistered(TaskflowError, LookupError):
     """Raised by retry when no task function is registered under the record's name."""
 
 
+class ScheduleNotFound(TaskflowError, LookupError):
+    """Raised by the schedule actions (pause, resume, run now) when no schedule has the given name."""
+
+
 class InvalidTaskState(TaskflowError, ValueError):
     """Raised by retry and cancel when the task's current state does not allow the action."""
 

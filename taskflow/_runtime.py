@@ -44,6 +44,10 @@ from ._models import TaskConfig, TaskRecord, utcnow
 from ._persistence import Persistence
 from ._process_pool import ProcessPool, ProcessPoolStatistics
 from ._registry import RetryOn, TaskRegistry, callable_name
+from ._schedule_api import ScheduleApi
+from ._schedule_runs import RunStarter
+from ._scheduler import Scheduler
+from ._schedules import ScheduleClock, SystemScheduleClock
 from ._services import ActorStatistics, GiveUpHandler, Services, define_actor
 from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
 from ._table import TaskTable
@@ -72,8 +76,9 @@ def _check_seconds(name: str, value: float) -> None:
         raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
-class TaskRuntime:
-    """Tasks as supervised actors. `TaskManager` (in taskflow.web) adds the FastAPI members."""
+class TaskRuntime(ScheduleApi):
+    """Tasks as supervised actors. `TaskManager` (in taskflow.web) adds the FastAPI members; the schedule
+    methods come from `ScheduleApi`."""
 
     def __init__(
         self,
@@ -103,6 +108,7 @@ class TaskRuntime:
         durable_timeout: float = 30.0,
         config: ConfigSource = None,
         clock: Clock | None = None,
+        schedule_clock: ScheduleClock | None = None,
     ) -> None:
         _check_cap("max_concurrent_tasks", max_concurrent_tasks)
         _check_cap("max_sync_threads", max_sync_threads)
@@ -140,6 +146,10 @@ class TaskRuntime:
 
         self.config: TaskflowConfig = load_config(config)  # named policies; ConfigurationError if bad
         self.clock = clock
+        self.schedule_clock: ScheduleClock = (
+            schedule_clock if schedule_clock is not None else SystemScheduleClock()
+        )
+        self._heartbeat_interval = heartbeat_interval
         self.services = Services(clock)  # the app's long-lived actors (`@actor`)
         self.registry = TaskRegistry()
         self.table = TaskTable(max_terminal_records=max_terminal_records)
@@ -232,6 +242,13 @@ class TaskRuntime:
             metrics=metrics, persistence=persistence,
         )  # fmt: skip
         self.store = CompatTaskStore(self.table, lifecycle)  # fastapi-taskflow 0.5.0's `TaskStore`
+        starter = RunStarter(
+            registry=self.registry, launcher=self.launcher, lifecycle=lifecycle, persistence=persistence
+        )
+        self.scheduler = Scheduler(
+            starter=starter, table=self.table, persistence=persistence, clock=self.schedule_clock,
+            maintenance_interval=self._heartbeat_interval,
+        )  # fmt: skip
 
     # -- declaring tasks -------------------------------------------------------------------------------
 

@@ -193,9 +193,11 @@ class Services:
         self._definitions: dict[str, ActorDefinition] = {}
         self._running: dict[str, ServiceActor] = {}
         self._last: dict[str, ActorStatistics] = {}
+        self._group: tuple[anyio.abc.TaskGroup, ReportFn] | None = None  # while the services run
 
     def declare(self, definition: ActorDefinition) -> None:
-        """Add a service (runs from the next start of the lifespan); names are unique."""
+        """Add a service; names are unique. Declared while the services run, it starts at once; else with
+        the next start of the lifespan."""
         if not inspect.iscoroutinefunction(definition.func):
             raise ConfigurationError(
                 f"@actor({definition.name!r}) needs an async function, got {definition.func!r}"
@@ -204,16 +206,23 @@ class Services:
         if existing is not None and existing.func is not definition.func:
             raise ConfigurationError(f"a different function is already an actor named {definition.name!r}")
         self._definitions[definition.name] = definition
+        if self._group is not None and definition.name not in self._running:
+            tg, report = self._group
+            actor = ServiceActor(definition, self._clock, report)
+            self._running[definition.name] = actor
+            tg.start_soon(actor.run)
 
     async def start(self, tg: anyio.abc.TaskGroup, report: ReportFn) -> None:
         """Start every declared service in `tg` (each has started once this returns)."""
-        for definition in self._definitions.values():
+        for definition in list(self._definitions.values()):
             actor = ServiceActor(definition, self._clock, report)
             self._running[definition.name] = actor
             await tg.start(actor.run)
+        self._group = (tg, report)
 
     async def stop(self) -> None:
         """Stop every running service; their last statistics stay readable."""
+        self._group = None
         running, self._running = self._running, {}
         for actor in running.values():
             await actor.stop()

@@ -37,15 +37,24 @@ import pytest
 
 from ._contract_access import AccessContract
 from ._contract_optional import OptionalContract
+from ._contract_schedules import ScheduleContract
 from ._exceptions import PayloadError
 from ._harness import RecordedChange as RecordedChange
 from ._harness import TaskRecorder as TaskRecorder
 from ._harness import run_until_idle as run_until_idle
 from ._harness import wait_until_idle as wait_until_idle
+from ._manual_clock import ManualScheduleClock as ManualScheduleClock
 from ._models import AttemptRecord, TaskRecord, TaskStatus
 from .stores import InvalidCursor, TaskStore
 
-__all__ = ["RecordedChange", "StoreContract", "TaskRecorder", "run_until_idle", "wait_until_idle"]
+__all__ = [
+    "ManualScheduleClock",
+    "RecordedChange",
+    "StoreContract",
+    "TaskRecorder",
+    "run_until_idle",
+    "wait_until_idle",
+]
 
 _T0 = datetime(2024, 5, 1, 12, 0, tzinfo=_UTC)
 _S = TaskStatus
@@ -73,7 +82,7 @@ async def _all_pages(store: TaskStore, limit: int, **filters: Any) -> list[str]:
     raise AssertionError("query never returned a last page")
 
 
-class StoreContract(OptionalContract, AccessContract):
+class StoreContract(OptionalContract, AccessContract, ScheduleContract):
     """Every behaviour a `TaskStore` must have; subclass it and override `store_factory`."""
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]

@@ -264,3 +264,27 @@ async def test_cpu_tasks_example_runs_its_task_in_a_worker_process() -> None:
     assert any(line.endswith("168 primes below 1000") for line in detail["logs"])
     assert not any(f"process {os.getpid()} " in line for line in detail["logs"])  # not in this process
     assert manager.process_statistics().alive == 0
+
+
+async def test_scheduled_example_runs_its_schedules_and_one_offs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/scheduled_app.py: the startup slot runs; a reminder is listed, then cancelled."""
+    monkeypatch.setenv("TASKFLOW_EXAMPLE_DB", str(tmp_path / "scheduled.db"))
+    module = _fresh_import("examples.scheduled_app")
+    try:
+        async with serve(module.app) as client:
+            with anyio.fail_after(10):
+                while not (
+                    await module.task_manager.query_history(tag=("schedule", "refresh_rates"))
+                ).records:
+                    await anyio.sleep(0.02)
+            listed = (await client.get("/tasks/schedules")).json()
+            assert [s["name"] for s in listed["schedules"]] == ["morning_digest", "refresh_rates"]
+            assert (await client.post("/remind", params={"who": "ada"})).json() == {"run_key": "remind-ada"}
+            assert [o["run_key"] for o in (await client.get("/tasks/schedules")).json()["one_offs"]] == [
+                "remind-ada"
+            ]
+            assert (await client.delete("/remind/ada")).json() == {"cancelled": True}
+    finally:
+        sys.modules.pop("examples.scheduled_app", None)

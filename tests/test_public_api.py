@@ -187,6 +187,15 @@ def test_task_manager_surface_is_the_050_api_plus_the_documented_additions() -> 
         "actor",
         "actor_statistics",
         "process_statistics",
+        # docs/schedules.md
+        "schedule",
+        "schedule_once",
+        "cancel_scheduled",
+        "list_scheduled",
+        "schedules",
+        "pause_schedule",
+        "resume_schedule",
+        "run_schedule_now",
     }
     assert methods == v050 | documented
     # The package-internal contract taskflow.web uses: collaborators, none of them a method.

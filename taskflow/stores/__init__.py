@@ -11,6 +11,7 @@ from ._access import SessionStatus as SessionStatus
 from ._access import SessionStore as SessionStore
 from ._memory import MemoryStore as MemoryStore
 from ._memory_access import MemoryAccess as MemoryAccess
+from ._memory_schedules import MemorySchedules as MemorySchedules
 from ._paging import RELEASES_KEY as RELEASES_KEY
 from ._paging import InvalidCursor as InvalidCursor
 from ._paging import Page as Page
@@ -25,25 +26,36 @@ from ._protocol import StoreSummary as StoreSummary
 from ._protocol import SummarizingStore as SummarizingStore
 from ._protocol import TaskStore as TaskStore
 from ._redis import RedisStore as RedisStore
+from ._schedule_protocol import AdoptedRun as AdoptedRun
+from ._schedule_protocol import ClaimOutcome as ClaimOutcome
+from ._schedule_protocol import OneOffEntry as OneOffEntry
+from ._schedule_protocol import ScheduleState as ScheduleState
+from ._schedule_protocol import ScheduleStore as ScheduleStore
 from ._sqlite import SqliteStore as SqliteStore
 from ._writer import BatchWriter as BatchWriter
 from ._writer import WriterStatistics as WriterStatistics
 from ._writer import backoff_delay as backoff_delay
 
 __all__ = [
+    "AdoptedRun",
     "AuditEntry",
     "AuditStore",
     "BatchWriter",
     "ChangeFeedStore",
+    "ClaimOutcome",
     "FinishedRun",
     "InvalidCursor",
     "KeyFeedStore",
     "MemoryAccess",
+    "MemorySchedules",
     "MemoryStore",
+    "OneOffEntry",
     "Page",
     "RELEASES_KEY",
     "RecoveredTask",
     "RedisStore",
+    "ScheduleState",
+    "ScheduleStore",
     "SessionStatus",
     "SessionStore",
     "SqliteStore",

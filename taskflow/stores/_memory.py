@@ -23,6 +23,7 @@ from .._models import TaskRecord, TaskStatus, id_matches
 from ._access import AuditEntry, SessionStatus
 from ._common import check_limit, check_ttl, copy_record, cursor_position, utc_text
 from ._memory_access import MemoryAccess
+from ._memory_schedules import MemoryScheduleMethods, MemorySchedules
 from ._paging import RELEASES_KEY, Page, encode_cursor
 from ._protocol import FinishedRun, RecoveredTask, StoreSummary
 
@@ -42,7 +43,7 @@ class _Entry:
         return (utc_text(self.record.created_at), self.record.task_id)
 
 
-class MemoryStore:
+class MemoryStore(MemoryScheduleMethods):
     """In-memory `TaskStore`; several handles to the same data are the same object."""
 
     def __init__(self) -> None:
@@ -50,6 +51,7 @@ class MemoryStore:
         self._keys: dict[str, str] = {}
         self._alive_until: dict[str, float] = {}
         self._access = MemoryAccess()  # the audit log and revoked sessions
+        self._schedules = MemorySchedules(self._stored_status, self._is_alive)
         self._open = False
 
     def __repr__(self) -> str:
@@ -61,6 +63,13 @@ class MemoryStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def _stored_status(self, task_id: str) -> TaskStatus | None:
+        entry = self._entries.get(task_id)
+        return entry.record.status if entry is not None else None
+
+    def _is_alive(self, instance_id: str) -> bool:
+        return self._alive_until.get(instance_id, 0.0) > time.time()
 
     def _check_open(self) -> None:
         if not self._open:

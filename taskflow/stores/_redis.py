@@ -30,6 +30,7 @@ from ._redis_access import SCRIPTS as ACCESS_SCRIPTS
 from ._redis_access import RedisAccess
 from ._redis_feed import foreign_ids, listing, messages
 from ._redis_rows import NAMES, fetcher, from_fields, member, since_bound, walk, write_args
+from ._redis_schedules import RedisSchedules
 
 __all__ = ["RedisStore"]
 
@@ -51,7 +52,7 @@ def _redis_module() -> Any:
     return redis
 
 
-class RedisStore(RedisAccess):
+class RedisStore(RedisAccess, RedisSchedules):
     """A `TaskStore` on the Redis server at `url`, every key under `prefix`.
 
     `ttl` (seconds, or None) deletes terminal records that ended more than `ttl` seconds ago, checked at

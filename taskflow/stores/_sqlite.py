@@ -32,6 +32,7 @@ from ._paging import Page, encode_cursor
 from ._protocol import RecoveredTask, StoredChange, StoreSummary
 from ._sqlite_access import SqliteAccess
 from ._sqlite_feed import FeedState
+from ._sqlite_schedules import SqliteSchedules
 from ._sqlite_schema import COLUMNS
 
 __all__ = ["SqliteStore"]
@@ -51,14 +52,14 @@ _BUSY_MAX_DELAY = 1.0
 _LIST_COLUMNS = COLUMNS.replace(" call,", "")  # listings never read (or decode) the args
 
 
-class SqliteStore(SqliteAccess):
+class SqliteStore(SqliteAccess, SqliteSchedules):
     """A `TaskStore` on the SQLite file at `path`, shared safely by several processes on one host.
 
     `busy_timeout` is how long (seconds) one attempt waits for another process's write lock before the
     bounded retry takes over. `synchronous` is SQLite's setting for this connection: `"FULL"` (the default:
     a committed task survives a power cut) or `"NORMAL"` (it survives `kill -9` of the process, not a power
     cut or an operating-system crash; commits skip their fsync). The audit log and session revocation
-    methods come from `SqliteAccess`.
+    methods come from `SqliteAccess`, the schedules' from `SqliteSchedules`.
     """
 
     def __init__(

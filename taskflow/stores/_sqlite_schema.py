@@ -107,7 +107,37 @@ _V5 = (
         BEGIN {_LOG_RELEASE} END""",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5]
+# v6: schedules (`ScheduleStore`, `_sqlite_schedules`): each periodic schedule's last claimed slot and pause
+# flag, the run tickets (a claimed run until its task record is committed), and the waiting one-off runs.
+_V6 = (
+    """CREATE TABLE taskflow_schedules (
+        name TEXT PRIMARY KEY,
+        last_slot TEXT,
+        last_run_id TEXT,
+        paused INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID""",
+    """CREATE TABLE taskflow_schedule_runs (
+        run_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        schedule TEXT,
+        slot TEXT,
+        run_key TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE taskflow_one_offs (
+        run_key TEXT PRIMARY KEY,
+        func_name TEXT NOT NULL,
+        fire_at TEXT NOT NULL,
+        call TEXT NOT NULL,
+        encrypted_payload BLOB,
+        tags TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT,
+        run_id TEXT
+    ) WITHOUT ROWID""",
+    "CREATE INDEX taskflow_one_offs_due ON taskflow_one_offs (fire_at, run_key) WHERE run_id IS NULL",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 

@@ -34,6 +34,13 @@ async def feed_poller() -> None:
     raise ConnectionError("feed <b>unreachable</b>")
 
 
+@task_manager.schedule(every=3600, name="hourly_report")
+async def hourly_report() -> None:
+    """A periodic schedule (the Schedules view): due each full hour, run now from the dashboard."""
+    task_log("hourly report")
+    await anyio.sleep(0.05)
+
+
 @task_manager.task()
 async def quick(n: int) -> None:
     """Logs a line and finishes."""
