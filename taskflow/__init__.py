@@ -9,9 +9,13 @@ from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
 from ._context import get_task_context as get_task_context
 from ._context import task_log as task_log
+from ._exceptions import BacklogFull as BacklogFull
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import InvalidTaskState as InvalidTaskState
 from ._exceptions import PayloadError as PayloadError
+from ._exceptions import QueueFull as QueueFull
+from ._exceptions import QueueFull as QueueFullError
+from ._exceptions import TaskRejected as TaskRejected
 from ._exceptions import TaskflowError as TaskflowError
 from ._exceptions import TaskNotFound as TaskNotFound
 from ._exceptions import TaskNotRegistered as TaskNotRegistered
@@ -20,6 +24,7 @@ from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
+from ._queues import QueueConfig as QueueConfig
 from ._services import ActorStatistics as ActorStatistics
 from .backends import RedisBackend as RedisBackend
 from .backends import SnapshotBackend as SnapshotBackend
@@ -41,6 +46,7 @@ from .web import TaskManager as TaskManager
 __all__ = [
     "ActorStatistics",
     "AttemptRecord",
+    "BacklogFull",
     "ConfigurationError",
     "FileLogger",
     "InMemoryLogger",
@@ -50,6 +56,9 @@ __all__ = [
     "LoggerChain",
     "ManagedBackgroundTasks",
     "PayloadError",
+    "QueueConfig",
+    "QueueFull",
+    "QueueFullError",
     "RedisBackend",
     "SnapshotBackend",
     "SnapshotScheduler",
@@ -66,6 +75,7 @@ __all__ = [
     "TaskNotRegistered",
     "TaskObserver",
     "TaskRecord",
+    "TaskRejected",
     "TaskStatus",
     "TaskflowError",
     "UnstoredArgument",

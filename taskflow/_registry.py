@@ -53,6 +53,9 @@ class TaskDefinition:
     #: The policy whose supervisor (and limits) runs the task, when `policy` is a named policy with some
     #: keys given inline: those apply to the task's own attempts, the limits stay the named policy's.
     group: Policy | None = None
+    #: The named queue its tasks wait in (`@task(queue=...)`), and their priority there (higher first).
+    queue: str | None = None
+    priority: int = 0
 
     @property
     def supervisor_policy(self) -> Policy:
@@ -87,10 +90,13 @@ class TaskRegistry:
         retry_on: RetryOn = Exception,
         policy: Policy | None = None,
         group: Policy | None = None,
+        queue: str | None = None,
+        priority: int = 0,
     ) -> TaskDefinition:
         """Declare `func` a task. Bad option values raise ConfigurationError naming the option.
 
-        `group` is the named policy `policy` was made from (with some keys given inline), if any.
+        `group` is the named policy `policy` was made from (with some keys given inline), if any; `queue`
+        (checked by the caller) and `priority` say where and in which order its tasks wait.
         """
         if not callable(func):
             raise TypeError(f"@task must decorate a function, got {func!r}")
@@ -109,7 +115,9 @@ class TaskRegistry:
             retries=policy.retries, delay=policy.delay, backoff=policy.backoff, persist=persist,
             name=task_name, requeue_on_interrupt=requeue_on_interrupt,
         )  # fmt: skip
-        definition = TaskDefinition(func, task_name, config, policy, is_async_callable(func), True, group)
+        definition = TaskDefinition(
+            func, task_name, config, policy, is_async_callable(func), True, group, queue, priority
+        )
         with self._lock:
             existing = self._by_name.get(task_name)
             if existing is not None and existing.registered and existing.func is not func:
