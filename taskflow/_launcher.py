@@ -152,7 +152,7 @@ class Launcher:
         if queue_name is not None and not self.queues.reserve(  # type: ignore[union-attr]
             queue_name, record.task_id, priority or 0
         ):
-            reason = f"queue {queue_name!r} is full"
+            reason = f"queue {queue_name!r} is full (max_size tasks are waiting); try again later"
             return self._reject(record, QueueFull(reason, task_id=record.task_id, queue=queue_name))
         if idempotency_key is None:
             self.accept(record, definition, contextvars.copy_context())
