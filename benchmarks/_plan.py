@@ -195,8 +195,8 @@ W7 = Workload(
 
 W8 = Workload(
     "8",
-    "overload: 200 clients send 20,000 tasks in 5 bursts (20 a request) to uvicorn on 127.0.0.1 while a probe "
-    "calls a plain route every 10 ms",
+    "overload: 200 clients send 20,000 tasks in 5 bursts (20 a request) to uvicorn on 127.0.0.1 while a "
+    "probe calls a plain route every 10 ms",
     "w8_overload.py",
     "probe_p99_ms",
     "ms probe p99",

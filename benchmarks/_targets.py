@@ -153,7 +153,10 @@ def w8(m: Medians) -> list[Row]:
             ),
             _row(
                 f"nothing accepted lost, nothing run twice ({variant})",
-                _sum(_get(m, "taskflow", "lost", variant=variant), _get(m, "taskflow", "ran_twice", variant=variant)),
+                _sum(
+                    _get(m, "taskflow", "lost", variant=variant),
+                    _get(m, "taskflow", "ran_twice", variant=variant),
+                ),
                 lambda v: v == 0,
                 "{:.0f}",
             ),

@@ -1,7 +1,7 @@
 """Named queues, priorities and admission control (docs/queues.md).
 
 Run it:  uvicorn examples.queues_app:app
-Then:    for i in $(seq 1 30); do curl -s -X POST "http://localhost:8000/emails?to=user$i@example.com"; echo; done
+Then:    for i in $(seq 1 30); do curl -s -X POST "localhost:8000/emails?to=u$i@example.com"; echo; done
          curl -X POST "http://localhost:8000/password-reset?to=vip@example.com"   # jumps the queue
          curl "http://localhost:8000/tasks/queues"
          curl -X PATCH "http://localhost:8000/tasks/queues/emails" -H 'content-type: application/json' \

@@ -15,10 +15,10 @@ from ._exceptions import InvalidTaskState as InvalidTaskState
 from ._exceptions import PayloadError as PayloadError
 from ._exceptions import QueueFull as QueueFull
 from ._exceptions import QueueFull as QueueFullError
-from ._exceptions import TaskRejected as TaskRejected
 from ._exceptions import TaskflowError as TaskflowError
 from ._exceptions import TaskNotFound as TaskNotFound
 from ._exceptions import TaskNotRegistered as TaskNotRegistered
+from ._exceptions import TaskRejected as TaskRejected
 from ._metrics import TaskManagerStatistics as TaskManagerStatistics
 from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig

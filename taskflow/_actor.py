@@ -171,7 +171,6 @@ class SyncActor(Actor):
             return _attempt_context.call_sync(self, self.definition.func, args, kwargs)
         return self.definition.func(*args, **kwargs)
 
-
     async def _running_committed(self) -> None:
         """Wait (on the loop) until this attempt's RUNNING state is committed, if a batch holds it."""
         batch = self.running_batch

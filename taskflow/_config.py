@@ -11,8 +11,8 @@ Where the configuration comes from (`load_config(config)`):
 
 Then `TASKFLOW_POLICY_<NAME>_<KEY>=value` overrides one key of a declared policy (`<NAME>` is the policy's
 name in capitals, `-` and `.` written `_`), and `TASKFLOW_QUEUE_<NAME>_<KEY>=value` one key of a queue
-declared in `[queues.<name>]` (`concurrency`, `max_size`; `none` for no limit). Every value is validated: the first problem raises one
-`ConfigurationError` naming where it came from, the table and the key.
+declared in `[queues.<name>]` (`concurrency`, `max_size`; `none` for no limit). Every value is validated:
+the first problem raises one `ConfigurationError` naming where it came from, the table and the key.
 """
 
 from __future__ import annotations
@@ -180,9 +180,7 @@ def queue_env_name(queue: str, key: str) -> str:
     return f"{QUEUE_ENV_PREFIX}{queue.upper().replace('-', '_').replace('.', '_')}_{key.upper()}"
 
 
-def _queues(
-    declared: object, label: str, prefix: str, environ: Mapping[str, str]
-) -> dict[str, QueueConfig]:
+def _queues(declared: object, label: str, prefix: str, environ: Mapping[str, str]) -> dict[str, QueueConfig]:
     """`[queues.<name>]` tables (`concurrency`, `max_size`), then `TASKFLOW_QUEUE_<NAME>_<KEY>` overrides."""
     if not isinstance(declared, Mapping):
         raise _fail(label, f"{prefix}queues", None, "must be a table of named queues")
@@ -206,9 +204,10 @@ def _queues(
         target = wanted.get(variable)
         if target is None:
             known = ", ".join(sorted(raw)) or "none"
+            keys = ", ".join(values.QUEUE_KEYS)
             raise ConfigurationError(
                 f"environment variable {variable}: names no key of a declared queue "
-                f"(TASKFLOW_QUEUE_<NAME>_<KEY>; declared queues: {known}; keys: {', '.join(values.QUEUE_KEYS)})"
+                f"(TASKFLOW_QUEUE_<NAME>_<KEY>; declared queues: {known}; keys: {keys})"
             )
         name, key = target
         try:
@@ -216,9 +215,9 @@ def _queues(
         except ValueError as exc:
             raise _fail(f"environment variable {variable}", f"{prefix}queues.{name}", key, str(exc)) from None
     out = {}
-    for name, keys in raw.items():
+    for name, limits in raw.items():
         try:
-            out[name] = QueueConfig(**keys)
+            out[name] = QueueConfig(**limits)
         except ConfigurationError as exc:  # already checked key by key: kept as a safety net
             raise _fail(label, f"{prefix}queues.{name}", None, str(exc)) from None
     return out

@@ -476,7 +476,9 @@ def _declared_queues(
         if isinstance(queue, Mapping):  # {"concurrency": 4}: the same keys as QueueConfig
             unknown = set(queue) - {"concurrency", "max_size"}
             if unknown:
-                raise ConfigurationError(f"queue {name!r}: unknown keys {sorted(unknown)} (concurrency, max_size)")
+                raise ConfigurationError(
+                    f"queue {name!r}: unknown keys {sorted(unknown)} (concurrency, max_size)"
+                )
             queue = QueueConfig(**queue)
         declared[name] = queue
     if max_size is not None:

@@ -224,7 +224,9 @@ async def test_queues_example_orders_refuses_and_resizes() -> None:
     tm = module.task_manager
     async with serve(module.app) as client:
         tm.update_queue_config("emails", concurrency=1)
-        welcome = [(await client.post("/emails", params={"to": f"u{i}@x"})).json()["task_id"] for i in range(6)]
+        welcome = [
+            (await client.post("/emails", params={"to": f"u{i}@x"})).json()["task_id"] for i in range(6)
+        ]
         reset = (await client.post("/password-reset", params={"to": "vip@x"})).json()["task_id"]
         for i in range(20):
             answer = await client.post("/emails", params={"to": f"more{i}@x"})

@@ -102,7 +102,9 @@ def run_server(args: argparse.Namespace) -> None:
     if sut.manager is not None:
 
         @sut.app.get("/flood")
-        async def flood_managed(n: int, start: int, tasks: Annotated[Any, Depends(sut.manager.get_tasks)]) -> Any:
+        async def flood_managed(
+            n: int, start: int, tasks: Annotated[Any, Depends(sut.manager.get_tasks)]
+        ) -> Any:
             return add_all(tasks, n, start)
     else:
 
@@ -235,7 +237,9 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             outcome = asyncio.run(_flood(port, clients, bursts, per_request, args.burst_gap, args.deadline))
             settle_by = time.monotonic() + 60
             stats = _get(port, "/bench/stats")
-            while not (stats["settled"] and stats["ran"] >= stats["accepted"]) and time.monotonic() < settle_by:
+            while time.monotonic() < settle_by and not (
+                stats["settled"] and stats["ran"] >= stats["accepted"]
+            ):
                 time.sleep(0.1)
                 stats = _get(port, "/bench/stats")
             flood_end = time.time()  # the window ends once every accepted task has run
@@ -280,7 +284,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         "metrics": metrics,
         "checks": {"ok": ok, "http": outcome, "statuses": stats["statuses"], "server_stderr": stderr[-2000:],
                    "probe_median_all_ms": statistics.median(ms for _, ms in samples) if samples else None},
-        "counts": {"clients": clients, "bursts": bursts, "tasks_per_request": per_request, "gap_s": args.burst_gap,
+        "counts": {"clients": clients, "bursts": bursts, "tasks_per_request": per_request,
+                   "gap_s": args.burst_gap,
                    "tasks": tasks, "task_ms": args.task_ms, "variant": args.variant},
     }  # fmt: skip
 

@@ -128,7 +128,7 @@ local key, id = ARGV[2], ARGV[3]
 local holder = redis.call('GET', P .. ':k:' .. key)
 if holder and holder ~= id then
   local status = redis.call('HGET', P .. ':t:' .. holder, 'status')
-  if not status or not (status == 'failed' or status == 'cancelled' or status == 'interrupted' or status == 'rejected') then
+  if not status or not RELEASES[status] then
     return holder
   end
 end

@@ -114,7 +114,8 @@ _V6 = (
     "DROP TRIGGER IF EXISTS taskflow_key_released",
     "DROP TRIGGER IF EXISTS taskflow_key_released_new",
     f"""CREATE TRIGGER taskflow_key_released AFTER UPDATE OF status ON taskflow_tasks
-        WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED_V6}) AND old.status IS NOT new.status
+        WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED_V6})
+            AND old.status IS NOT new.status
         BEGIN {_LOG_RELEASE} END""",
     f"""CREATE TRIGGER taskflow_key_released_new AFTER INSERT ON taskflow_tasks
         WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED_V6})

@@ -233,7 +233,9 @@ async def test_durable_queued_tasks_are_requeued_at_shutdown_and_run_at_the_next
 
     def make() -> tuple[TaskManager, Any, Any]:
         tm = TaskManager(
-            snapshot_backend=SqliteBackend(db), queues={"q": QueueConfig(concurrency=1)}, config=False,
+            snapshot_backend=SqliteBackend(db),
+            queues={"q": QueueConfig(concurrency=1)},
+            config=False,
             shutdown_grace=0.05,
         )
         release = anyio.Event()

@@ -48,7 +48,7 @@ async def test_a_refused_task_is_answered_429_with_retry_after() -> None:
         app, tm, release = make_app(admin=admin)
         async with serve(app) as client:
             accepted = [await client.post(f"/send/{i}") for i in range(3)]
-            await wait_until(lambda: tm.queue_stats()[0]["running"] == 1)
+            await wait_until(lambda tm=tm: tm.queue_stats()[0]["running"] == 1)
             refused = await client.post("/send/x")
             health = await client.get("/healthz")
             release.set()
@@ -62,7 +62,7 @@ async def test_a_refused_task_is_answered_429_with_retry_after() -> None:
 
 async def test_get_and_patch_queues_change_only_the_given_limits() -> None:
     """GET lists the queues; PATCH changes the limits given (null = no limit) and leaves the others."""
-    app, tm, release = make_app()
+    app, _, release = make_app()
     async with serve(app) as client:
         listed = (await client.get("/tasks/queues")).json()
         patched = await client.patch("/tasks/queues/emails", json={"concurrency": 4})
@@ -73,7 +73,8 @@ async def test_get_and_patch_queues_change_only_the_given_limits() -> None:
         {"name": "emails", "concurrency": 1, "max_size": 2, "pending": 0, "running": 0, "finished": 0,
          "rejected": 0},
     ]  # fmt: skip
-    assert patched.status_code == 200 and patched.json()["concurrency"] == 4 and patched.json()["max_size"] == 2
+    assert patched.status_code == 200
+    assert patched.json()["concurrency"] == 4 and patched.json()["max_size"] == 2
     assert unlimited.json()["max_size"] is None and unlimited.json()["concurrency"] == 4
     assert [(e["action"], e["target"], e["outcome"]) for e in audit[:2]] == [
         ("update_queue", "emails", "ok"), ("update_queue", "emails", "ok"),
