@@ -316,14 +316,22 @@ class Launcher:
         else:
             self.hand_over(actor.record, actor)
 
+    def place(self, task_id: str, definition: TaskDefinition) -> None:
+        """Count a task made without `submit` (a retry, a task taken over from the store) in its function's
+        queue, if it has one; never refused (an operator asked for it, or it was accepted once)."""
+        queues = self.queues
+        if queues is None:
+            return
+        name = definition.queue or (DEFAULT_QUEUE if queues.has_default else None)
+        if name is not None:
+            queues.reserve(name, task_id, definition.priority, force=True)
+
     def enqueue(self, record: TaskRecord, actor: Actor) -> None:
         """Start an accepted task taken over from the store (adopted, requeued) through its function's
-        queue, if it has one (never refused: it was accepted once), else at once."""
+        queue, if it has one, else at once (the lifespan runs)."""
+        self.place(record.task_id, actor.definition)
         queues = self.queues
-        definition = actor.definition
-        name = definition.queue or (DEFAULT_QUEUE if queues is not None and queues.has_default else None)
-        if queues is not None and name is not None:
-            queues.reserve(name, record.task_id, definition.priority, force=True)
+        if queues is not None and record.task_id in queues:
             queues.ready(record.task_id)
         else:
             self.hand_over(record, actor)

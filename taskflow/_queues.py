@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from ._eventloop import threadsafe_caller
 from ._exceptions import ConfigurationError
 from ._lifecycle import ChangeKind, TaskChange
@@ -187,8 +189,6 @@ class Queues:
             if queue is None or entry is None or entry.ready:
                 return None  # settled meanwhile, or already ready
             if inline:
-                import anyio  # only the inline path needs an event
-
                 event = anyio.Event()
                 caller = threadsafe_caller()
                 entry.wake = lambda: caller(event.set)

@@ -352,3 +352,27 @@ def test_queues_from_the_configuration_file_with_environment_overrides(tmp_path:
         load_config(path, environ={"TASKFLOW_QUEUE_OTHER_CONCURRENCY": "2"})
     with pytest.raises(ConfigurationError, match="positive int"):
         load_config(path, environ={"TASKFLOW_QUEUE_EMAILS_CONCURRENCY": "lots"})
+
+
+async def test_a_retried_task_waits_in_its_queue() -> None:
+    """Retrying a failed task of a queue (the API's retry) puts the new run in that queue, under its limit."""
+    tm = TaskManager(queues={"q": QueueConfig(concurrency=1)}, config=False)
+    gate = Gate()
+    hold = tm.task(queue="q")(gate.hold)
+
+    @tm.task(queue="q", name="flaky")
+    async def flaky() -> None:
+        gate.order.append("flaky")
+        if gate.order.count("flaky") == 1:
+            raise RuntimeError("first run fails")
+
+    async with tm.running():
+        failed = await submit(tm, flaky)
+        await wait_finished(tm, [failed])
+        blocker = await submit(tm, hold, "blocker")
+        await wait_until(lambda: gate.running == 1)
+        retry = await tm.retry(failed)
+        assert retry.status is TaskStatus.PENDING and queue(tm)["pending"] == 1
+        gate.release.set()
+        await wait_finished(tm, [blocker, retry.task_id])
+    assert gate.order == ["flaky", "blocker", "flaky"] and retry.status is TaskStatus.SUCCESS
