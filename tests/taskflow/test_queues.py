@@ -376,3 +376,28 @@ async def test_a_retried_task_waits_in_its_queue() -> None:
         gate.release.set()
         await wait_finished(tm, [blocker, retry.task_id])
     assert gate.order == ["flaky", "blocker", "flaky"] and retry.status is TaskStatus.SUCCESS
+
+
+async def test_a_rejected_key_is_released_in_the_store_too(tmp_path: Path) -> None:
+    """With a SQLite store, the REJECTED record is stored as such, and its key can be used again: the new
+    task claims it in the store and runs."""
+    tm = TaskManager(
+        snapshot_backend=SqliteBackend(str(tmp_path / "t.db")), queues={"q": QueueConfig(concurrency=1, max_size=1)},
+        config=False,
+    )  # fmt: skip
+    gate = Gate()
+    hold = tm.task(queue="q")(gate.hold)
+    note = tm.task(queue="q")(gate.note)
+    async with tm.running():
+        blocker = await submit(tm, hold, "blocker", idempotency_key="k")
+        await wait_until(lambda: gate.running == 1)
+        await submit(tm, note, "waiting")
+        with pytest.raises(QueueFull) as refused:
+            await submit(tm, note, "refused", idempotency_key="k2")
+        gate.release.set()
+        await wait_until(lambda: queue(tm)["pending"] == 0 and queue(tm)["running"] == 0)
+        again = await submit(tm, note, "again", idempotency_key="k2")
+        await wait_finished(tm, [blocker, again])
+        stored = await tm.actions.persistence.store.get(refused.value.task_id)  # type: ignore[union-attr]
+    assert stored is not None and stored.status is TaskStatus.REJECTED
+    assert tm.get(again).status is TaskStatus.SUCCESS and gate.order[-1] == "again"
