@@ -382,9 +382,10 @@ async def test_a_rejected_key_is_released_in_the_store_too(tmp_path: Path) -> No
     """With a SQLite store, the REJECTED record is stored as such, and its key can be used again: the new
     task claims it in the store and runs."""
     tm = TaskManager(
-        snapshot_backend=SqliteBackend(str(tmp_path / "t.db")), queues={"q": QueueConfig(concurrency=1, max_size=1)},
+        snapshot_backend=SqliteBackend(str(tmp_path / "t.db")),
+        queues={"q": QueueConfig(concurrency=1, max_size=1)},
         config=False,
-    )  # fmt: skip
+    )
     gate = Gate()
     hold = tm.task(queue="q")(gate.hold)
     note = tm.task(queue="q")(gate.note)
