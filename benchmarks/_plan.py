@@ -1,4 +1,5 @@
-"""What runs: the seven workloads of issue 6, and for each the cases (system x variant) side by side.
+"""What runs: the seven workloads of issue 6, the overload workload of issue 17, and for each the cases
+(system x variant) side by side.
 
 A case is one system under one variant (body, injection, backend, mode...). Systems:
 `b0` (no task), `b1` (plain BackgroundTasks), `b2` (the backend's native spawn, the floor), `b2-anyio`
@@ -199,7 +200,28 @@ W7 = Workload(
     cases=_cases("7", {s: [{}] for s in SYSTEMS if s not in ("b0", "b2-anyio")}),
 )
 
-WORKLOADS = {w.key: w for w in (W1, W2, W3, W4, W5, W6, W7)}
+W8 = Workload(
+    "8",
+    "overload: 200 clients send 20,000 tasks in 5 bursts (20 a request) to uvicorn on 127.0.0.1 while a "
+    "probe calls a plain route every 10 ms",
+    "w8_overload.py",
+    "probe_p99_ms",
+    "ms probe p99",
+    True,
+    ("probe_p50_ms", "peak_rss_mb", "peak_fds", "accepted", "rejected", "lost", "ran_twice"),
+    quick_args=("--clients", "50"),
+    timeout=400,
+    cases=_cases(
+        "8",
+        {
+            "b1": [{}],
+            "taskflow": _grid(variant=("defaults", "bounded")),
+            **_ft([{}]),
+        },
+    ),
+)
+
+WORKLOADS = {w.key: w for w in (W1, W2, W3, W4, W5, W6, W7, W8)}
 
 
 def reference_for(case: Case, cases: tuple[Case, ...]) -> Case | None:

@@ -141,6 +141,33 @@ def w7(m: Medians) -> list[Row]:
     ]
 
 
+def w8(m: Medians) -> list[Row]:
+    rows = []
+    for variant in ("defaults", "bounded"):
+        rows += [
+            _row(
+                f"probe p99 <= 50 ms during the flood ({variant})",
+                _get(m, "taskflow", "probe_p99_ms", variant=variant),
+                lambda v: v <= 50,
+                "{:.1f} ms",
+            ),
+            _row(
+                f"nothing accepted lost, nothing run twice ({variant})",
+                _sum(
+                    _get(m, "taskflow", "lost", variant=variant),
+                    _get(m, "taskflow", "ran_twice", variant=variant),
+                ),
+                lambda v: v == 0,
+                "{:.0f}",
+            ),
+        ]
+    return rows
+
+
+def _sum(*values: float | None) -> float | None:
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
 CHECKS: dict[str, Callable[[Medians], list[Row]]] = {
     "1": w1,
     "2": w2,
@@ -149,4 +176,5 @@ CHECKS: dict[str, Callable[[Medians], list[Row]]] = {
     "5": w5,
     "6": w6,
     "7": w7,
+    "8": w8,
 }

@@ -9,20 +9,25 @@ from ._codec import register_type as register_type
 from ._context import TaskContext as TaskContext
 from ._context import get_task_context as get_task_context
 from ._context import task_log as task_log
+from ._exceptions import BacklogFull as BacklogFull
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import InvalidTaskState as InvalidTaskState
 from ._exceptions import PayloadError as PayloadError
 from ._exceptions import ProcessTaskError as ProcessTaskError
+from ._exceptions import QueueFull as QueueFull
+from ._exceptions import QueueFull as QueueFullError
 from ._exceptions import TaskArgumentError as TaskArgumentError
 from ._exceptions import TaskflowError as TaskflowError
 from ._exceptions import TaskNotFound as TaskNotFound
 from ._exceptions import TaskNotRegistered as TaskNotRegistered
+from ._exceptions import TaskRejected as TaskRejected
 from ._metrics import TaskManagerStatistics as TaskManagerStatistics
 from ._models import AttemptRecord as AttemptRecord
 from ._models import TaskConfig as TaskConfig
 from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
 from ._process_pool import ProcessPoolStatistics as ProcessPoolStatistics
+from ._queues import QueueConfig as QueueConfig
 from ._services import ActorStatistics as ActorStatistics
 from .backends import RedisBackend as RedisBackend
 from .backends import SnapshotBackend as SnapshotBackend
@@ -44,6 +49,7 @@ from .web import TaskManager as TaskManager
 __all__ = [
     "ActorStatistics",
     "AttemptRecord",
+    "BacklogFull",
     "ConfigurationError",
     "FileLogger",
     "InMemoryLogger",
@@ -55,6 +61,9 @@ __all__ = [
     "PayloadError",
     "ProcessPoolStatistics",
     "ProcessTaskError",
+    "QueueConfig",
+    "QueueFull",
+    "QueueFullError",
     "RedisBackend",
     "SnapshotBackend",
     "SnapshotScheduler",
@@ -72,6 +81,7 @@ __all__ = [
     "TaskNotRegistered",
     "TaskObserver",
     "TaskRecord",
+    "TaskRejected",
     "TaskStatus",
     "TaskflowError",
     "UnstoredArgument",

@@ -206,6 +206,7 @@ class TaskActions:
         holder = self.launcher.accept_unless_key_held(new, definition, contextvars.copy_context())
         if holder is not None:
             return Resubmission(holder, self.table.get(holder), False)
+        self.launcher.place(new.task_id, definition)  # the retry waits in its function's queue, if any
         return Resubmission(new.task_id, new, True)
 
     async def retry(self, task_id: str, *, record: TaskRecord | None = None) -> Resubmission:

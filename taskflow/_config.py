@@ -10,8 +10,9 @@ Where the configuration comes from (`load_config(config)`):
 - `False`: no configuration (environment overrides still apply to nothing).
 
 Then `TASKFLOW_POLICY_<NAME>_<KEY>=value` overrides one key of a declared policy (`<NAME>` is the policy's
-name in capitals, `-` and `.` written `_`). Every value is validated: the first problem raises one
-`ConfigurationError` naming where it came from, the table and the key.
+name in capitals, `-` and `.` written `_`), and `TASKFLOW_QUEUE_<NAME>_<KEY>=value` one key of a queue
+declared in `[queues.<name>]` (`concurrency`, `max_size`; `none` for no limit). Every value is validated:
+the first problem raises one `ConfigurationError` naming where it came from, the table and the key.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from supervisors import Policy
 
 from . import _config_values as values
 from ._exceptions import ConfigurationError
+from ._queues import QueueConfig
 
 ENV_PREFIX = "TASKFLOW_POLICY_"
+QUEUE_ENV_PREFIX = "TASKFLOW_QUEUE_"
 CONFIG_ENV = "TASKFLOW_CONFIG"
-_TOP_KEYS = ("policies",)
+_TOP_KEYS = ("policies", "queues")
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | bool | None
 """What `TaskManager(config=...)` accepts (see `load_config`)."""
@@ -65,6 +68,7 @@ class TaskflowConfig:
 
     source: str | None = None
     policies: Mapping[str, PolicyConfig] = field(default_factory=dict)
+    queues: Mapping[str, QueueConfig] = field(default_factory=dict)
 
     def policy(self, name: str) -> PolicyConfig:
         """The named policy; ConfigurationError naming the known ones when there is none."""
@@ -167,7 +171,56 @@ def _build(
         raw[name] = checked
     _apply_environment(raw, environ, prefix)
     policies = {name: _policy(name, keys, label, f"{prefix}policies.{name}") for name, keys in raw.items()}
-    return TaskflowConfig(source=where, policies=policies)
+    queues = _queues(table.get("queues", {}), label, prefix, environ)
+    return TaskflowConfig(source=where, policies=policies, queues=queues)
+
+
+def queue_env_name(queue: str, key: str) -> str:
+    """The environment variable that overrides `key` of the queue named `queue`."""
+    return f"{QUEUE_ENV_PREFIX}{queue.upper().replace('-', '_').replace('.', '_')}_{key.upper()}"
+
+
+def _queues(declared: object, label: str, prefix: str, environ: Mapping[str, str]) -> dict[str, QueueConfig]:
+    """`[queues.<name>]` tables (`concurrency`, `max_size`), then `TASKFLOW_QUEUE_<NAME>_<KEY>` overrides."""
+    if not isinstance(declared, Mapping):
+        raise _fail(label, f"{prefix}queues", None, "must be a table of named queues")
+    raw: dict[str, dict[str, int | None]] = {}
+    for name, body in declared.items():
+        section = f"{prefix}queues.{name}"
+        if not isinstance(body, Mapping):
+            raise _fail(label, section, None, "must be a table of queue keys")
+        raw[name] = {}
+        for key, value in body.items():
+            if key not in values.QUEUE_KEYS:
+                raise _fail(label, section, key, f"unknown key (known: {', '.join(values.QUEUE_KEYS)})")
+            try:
+                raw[name][key] = values.check_queue_limit(value)
+            except ValueError as exc:
+                raise _fail(label, section, key, str(exc)) from None
+    wanted = {queue_env_name(name, key): (name, key) for name in raw for key in values.QUEUE_KEYS}
+    for variable in sorted(environ):
+        if not variable.startswith(QUEUE_ENV_PREFIX):
+            continue
+        target = wanted.get(variable)
+        if target is None:
+            known = ", ".join(sorted(raw)) or "none"
+            keys = ", ".join(values.QUEUE_KEYS)
+            raise ConfigurationError(
+                f"environment variable {variable}: names no key of a declared queue "
+                f"(TASKFLOW_QUEUE_<NAME>_<KEY>; declared queues: {known}; keys: {keys})"
+            )
+        name, key = target
+        try:
+            raw[name][key] = values.queue_limit_from_text(environ[variable])
+        except ValueError as exc:
+            raise _fail(f"environment variable {variable}", f"{prefix}queues.{name}", key, str(exc)) from None
+    out = {}
+    for name, limits in raw.items():
+        try:
+            out[name] = QueueConfig(**limits)
+        except ConfigurationError as exc:  # already checked key by key: kept as a safety net
+            raise _fail(label, f"{prefix}queues.{name}", None, str(exc)) from None
+    return out
 
 
 def env_name(policy: str, key: str) -> str:

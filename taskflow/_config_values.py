@@ -33,6 +33,8 @@ KEYS = POLICY_KEYS + INTENSITY_KEYS
 NULLABLE = frozenset({"max_delay", "timeout", "max_concurrency", "max_threads"})
 """Keys whose "no limit" is None: an environment variable unsets them with `none`."""
 INTENSITY_DEFAULTS: dict[str, Any] = {"max_restarts": 3, "restart_window": 60.0}
+QUEUE_KEYS = ("concurrency", "max_size")
+"""The keys of a named queue (`[queues.<name>]`): both a positive int, or absent for no limit."""
 
 _POLICY_DEFAULTS = Policy()
 
@@ -159,3 +161,22 @@ def describe(key: str, value: object) -> str:
         ]
         return ", ".join(names) if names else repr(value)
     return "none" if value is None else repr(value)
+
+
+def check_queue_limit(value: object) -> int:
+    """A queue limit from TOML (absent means no limit: TOML has no null); ValueError with the reason."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a positive int, got {value!r}")
+    return value
+
+
+def queue_limit_from_text(text: str) -> int | None:
+    """A queue limit from an environment variable's text (`none` or empty: no limit)."""
+    stripped = text.strip()
+    if stripped.lower() in ("none", ""):
+        return None
+    try:
+        number = int(stripped)
+    except ValueError:
+        raise ValueError(f"must be a positive int or none, got {text!r}") from None
+    return check_queue_limit(number)

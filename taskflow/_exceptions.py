@@ -13,6 +13,9 @@
      +-- ProcessTaskError(TaskflowError, RuntimeError) a process task whose failure cannot come back as
                                                         itself: an exception or return value that does not
                                                         pickle, or a worker process that died
+     +-- TaskRejected(TaskflowError)                   add_task, when the task is refused (REJECTED)
+          +-- QueueFull(TaskRejected)                  its named queue holds `max_size` waiting tasks
+          +-- BacklogFull(TaskRejected)                the process holds `max_pending` pending tasks
 
 Arguments that cannot be encoded raise `TypeError` (the builtin callers expect), naming the argument.
 """
@@ -63,3 +66,32 @@ class ProcessTaskError(TaskflowError, RuntimeError):
     """The error of a process task attempt whose own error cannot come back to the parent: an exception (or
     a return value) that cannot be pickled, a `BaseException` such as `SystemExit`, or a worker process that
     died while running it. The message names the original type; the record keeps the worker's traceback."""
+
+
+DEFAULT_RETRY_AFTER = 1.0
+"""Seconds a refused client is told to wait (`TaskRejected.retry_after`, the HTTP `Retry-After`)."""
+
+
+class TaskRejected(TaskflowError):
+    """Raised by `add_task` when a task is refused for lack of room: its record is REJECTED in history and
+    its idempotency key released (submitting again with the same key runs). `taskflow.web` answers 429 with
+    `Retry-After: retry_after` (rounded up to whole seconds) when a route lets it propagate."""
+
+    def __init__(self, message: str, *, task_id: str, retry_after: float = DEFAULT_RETRY_AFTER) -> None:
+        super().__init__(message)
+        self.task_id = task_id  # the id of the REJECTED record
+        self.retry_after = retry_after
+
+
+class QueueFull(TaskRejected):
+    """The named queue already holds `max_size` waiting tasks (`queue` names it)."""
+
+    def __init__(
+        self, message: str, *, task_id: str, queue: str, retry_after: float = DEFAULT_RETRY_AFTER
+    ) -> None:
+        super().__init__(message, task_id=task_id, retry_after=retry_after)
+        self.queue = queue
+
+
+class BacklogFull(TaskRejected):
+    """The process already holds `max_pending` pending tasks (admission control, see docs/queues.md)."""

@@ -18,8 +18,10 @@ import anyio
 from supervisors import Clock, Supervisor, SupervisorClosed, run_supervised
 
 from ._actor import Actor, ActorServices, make_actor
+from ._exceptions import BacklogFull, QueueFull, TaskRejected
 from ._models import TaskRecord, TaskStatus, new_task_id, utcnow
 from ._process_call import check_call
+from ._queues import DEFAULT_QUEUE, Queues, UnknownQueue
 from ._tracing import current_traceparent
 from ._unstored import call_to_store
 
@@ -53,6 +55,8 @@ class Launcher:
         cipher: ArgsCipher | None,
         persistence: Persistence | None,
         clock: Clock | None = None,
+        queues: Queues | None = None,
+        max_pending: int | None = None,
     ) -> None:
         self.registry = registry
         self.table = table
@@ -67,6 +71,10 @@ class Launcher:
         self.clock = clock  # for tasks run inline (the lifespan's supervisors have it too)
         self.root: Supervisor | None = None  # the supervision tree, while the lifespan runs
         self.supervisors: dict[str, Supervisor] = {}  # one per policy, children of the root
+        self.queues = queues  # None when no queue is declared: tasks then start as soon as they may
+        if queues is not None:
+            queues.on_start = self._start_queued_now
+        self.max_pending = max_pending  # admission control: most tasks held unsettled (None: no bound)
 
     # -- the lifespan's supervision tree ---------------------------------------------------------------
 
@@ -94,10 +102,14 @@ class Launcher:
         *,
         idempotency_key: str | None = None,
         tags: dict[str, str] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
     ) -> tuple[str, bool]:
         """Create the PENDING record of a call; return (task id, whether it must be started).
 
         When a non-failed task already holds `idempotency_key`, its id is returned and nothing is created.
+        When there is no room for it (its queue's `max_size`, or `max_pending` for the process), its record
+        is REJECTED and `TaskRejected` (`QueueFull`, `BacklogFull`) raised.
         """
         if not callable(func):
             raise TypeError(f"add_task() needs a callable, got {func!r}")
@@ -111,6 +123,9 @@ class Launcher:
         definition = self.registry.definition_for(func)
         if definition.executor == "process":  # TaskArgumentError before any record exists
             check_call(func, definition.name, args, kwargs)
+        queue_name: str | None = None
+        if self.queues is not None or queue is not None or priority is not None:
+            queue_name, priority = self._route(definition, queue, priority)
         if idempotency_key is not None:
             holder = self.table.key_holder(idempotency_key)
             if holder is not None:
@@ -131,13 +146,57 @@ class Launcher:
             encrypted_payload=payload,
             trace_context=current_traceparent(),  # None unless the app traces with OpenTelemetry
         )
+        max_pending = self.max_pending
+        if max_pending is not None and len(self.actors) >= max_pending:
+            if queue_name is not None:
+                self.queues.count_rejected(queue_name)  # type: ignore[union-attr]
+            reason = f"the process holds {max_pending} unfinished tasks (max_pending)"
+            return self._reject(record, BacklogFull(reason, task_id=record.task_id))
+        if queue_name is not None and not self.queues.reserve(  # type: ignore[union-attr]
+            queue_name, record.task_id, priority or 0
+        ):
+            reason = f"queue {queue_name!r} is full (max_size tasks are waiting); try again later"
+            return self._reject(record, QueueFull(reason, task_id=record.task_id, queue=queue_name))
         if idempotency_key is None:
             self.accept(record, definition, contextvars.copy_context())
             return record.task_id, True
         holder = self.accept_unless_key_held(record, definition, contextvars.copy_context())
         if holder is not None:  # another thread took the key in between
+            if queue_name is not None:
+                self.queues.settled((record.task_id,))  # type: ignore[union-attr]  # give its place back
             return holder, False
         return record.task_id, True
+
+    def _route(
+        self, definition: TaskDefinition, queue: str | None, priority: int | None
+    ) -> tuple[str | None, int]:
+        """(the queue a call waits in, or None, and its priority): the call's, else its function's."""
+        queues = self.queues
+        if queue is not None:
+            if not isinstance(queue, str):
+                raise TypeError(f"queue must be a str, got {type(queue).__name__}")
+            if queues is None:
+                raise UnknownQueue(f"no queue named {queue!r} (no queue is declared)")
+            name: str | None = queues.check_name(queue)
+        elif definition.queue is not None:
+            name = definition.queue
+        else:
+            name = DEFAULT_QUEUE if queues is not None and queues.has_default else None
+        if priority is None:
+            priority = definition.priority
+        elif isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {type(priority).__name__}")
+        return name, priority
+
+    def _reject(self, record: TaskRecord, error: TaskRejected) -> tuple[str, bool]:
+        """Keep a refused task in history as REJECTED (its key released) and raise `error`; unless a task
+        in memory holds its idempotency key: that task's id is returned instead."""
+        keyed = record.idempotency_key is not None
+        holder = self.lifecycle.admit(record, unless_key_held=keyed)
+        if holder is not None:
+            return holder, False
+        self.lifecycle.finish(record, TaskStatus.REJECTED, reason=f"rejected: {error}")
+        raise error
 
     def accept(
         self,
@@ -198,7 +257,11 @@ class Launcher:
             record = actor.record
             if self.root is not None and not (claims_keys and record.idempotency_key is not None):
                 if record.status is TaskStatus.PENDING:
-                    self.hand_over(record, actor)  # the common case: nothing to wait for
+                    queues = self.queues
+                    if queues is not None and task_id in queues:
+                        queues.ready(task_id)  # started when its queue has a free slot
+                    else:
+                        self.hand_over(record, actor)  # the common case: nothing to wait for
             else:
                 await self.start(task_id)
 
@@ -221,8 +284,58 @@ class Launcher:
                 return
             if record.status is not TaskStatus.PENDING:
                 return  # cancelled while the key was being claimed
-        if self.root is None:
+        queues = self.queues
+        if queues is not None and task_id in queues:
+            await self._start_queued(queues, record, actor)
+        elif self.root is None:
             await self.run_inline(record, actor)
+        else:
+            self.hand_over(record, actor)
+
+    async def _start_queued(self, queues: Queues, record: TaskRecord, actor: Actor) -> None:
+        """Let a task of a queue start when the queue has a slot: handed over then while the lifespan runs;
+        inline (none runs), waited for here, then run here."""
+        if self.root is not None:
+            queues.ready(record.task_id)
+            return
+        wait = queues.ready(record.task_id, inline=True)
+        if wait is None:
+            return  # settled meanwhile
+        try:
+            await wait()
+        except BaseException:  # cancelled while waiting (the server stops): settled, never left PENDING
+            self.tracker.interrupted(record, "shutdown")
+            raise
+        if record.status is TaskStatus.PENDING and actor.context is not None:
+            await self.run_inline(record, actor)
+
+    def _start_queued_now(self, task_id: str) -> None:
+        """A task of a queue got its slot while the lifespan runs: hand it to its policy's supervisor."""
+        actor = self.actors.get(task_id)
+        if actor is None or actor.context is None or actor.record.status is not TaskStatus.PENDING:
+            return  # settled meanwhile: its slot is freed by its settlement
+        if self.root is None:
+            self.tracker.interrupted(actor.record, "shutdown")
+        else:
+            self.hand_over(actor.record, actor)
+
+    def place(self, task_id: str, definition: TaskDefinition) -> None:
+        """Count a task made without `submit` (a retry, a task taken over from the store) in its function's
+        queue, if it has one; never refused (an operator asked for it, or it was accepted once)."""
+        queues = self.queues
+        if queues is None:
+            return
+        name = definition.queue or (DEFAULT_QUEUE if queues.has_default else None)
+        if name is not None:
+            queues.reserve(name, task_id, definition.priority, force=True)
+
+    def enqueue(self, record: TaskRecord, actor: Actor) -> None:
+        """Start an accepted task taken over from the store (adopted, requeued) through its function's
+        queue, if it has one, else at once (the lifespan runs)."""
+        self.place(record.task_id, actor.definition)
+        queues = self.queues
+        if queues is not None and record.task_id in queues:
+            queues.ready(record.task_id)
         else:
             self.hand_over(record, actor)
 

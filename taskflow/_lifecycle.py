@@ -31,6 +31,7 @@ from ._traceback import error_text
 
 _P, _R = TaskStatus.PENDING, TaskStatus.RUNNING
 _S, _F, _C, _I = TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED
+_X = TaskStatus.REJECTED
 
 ALLOWED_TRANSITIONS: Mapping[TaskStatus | None, frozenset[TaskStatus]] = {
     # A record enters the table: submitted or resubmitted (PENDING), or adopted from a lost instance,
@@ -38,13 +39,15 @@ ALLOWED_TRANSITIONS: Mapping[TaskStatus | None, frozenset[TaskStatus]] = {
     None: frozenset({_P, _I}),
     # PENDING -> PENDING: kept in the store for the next start when the app stops before it ran.
     # PENDING -> FAILED: a child the supervisor fails before its first attempt reported its start.
-    _P: frozenset({_R, _C, _I, _F, _P}),
+    # PENDING -> REJECTED: refused at add_task (its queue or the process backlog was full); never runs.
+    _P: frozenset({_R, _C, _I, _F, _P, _X}),
     # RUNNING -> PENDING: requeued at shutdown (`requeue_on_interrupt`), run again by the next start.
     _R: frozenset({_S, _F, _C, _I, _P}),
     _S: frozenset(),
     _F: frozenset(),
     _C: frozenset(),
     _I: frozenset(),
+    _X: frozenset(),
 }
 """Every status a record may move to from its current one (None: it is not in the table yet)."""
 

@@ -137,6 +137,7 @@ class Lifespan:
             clock=self.clock,
         )
         persistence = self.persistence
+        queues = launcher.queues
         maintenance = anyio.CancelScope()
 
         async def maintain(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -158,17 +159,23 @@ class Lifespan:
                 try:
                     async with root:
                         launcher.attach(root)
+                        if queues is not None:
+                            queues.bind_loop()
                         if persistence is not None:
                             await tg.start(maintain)  # first recovery runs before the app serves
                         await self.services.start(tg, self.report_actor)
                         try:
                             yield
                         finally:
+                            if queues is not None:
+                                queues.close()  # what waits in a queue is settled below, not started
                             await self.services.stop()  # the app's services stop before tasks drain
                 finally:
                     launcher.detach()
                     maintenance.cancel()
-                    self.settlement.interrupt_unstarted()
+                    self.settlement.interrupt_unstarted()  # tasks waiting in queues included
+                    if queues is not None:
+                        queues.unbind_loop()
                     if persistence is not None:
                         await persistence.close()
                     tg.cancel_scope.cancel()
@@ -187,7 +194,7 @@ class Lifespan:
             record.logs.append(f"--- {reason} ---")
             self.launcher.accept(record, definition, contextvars.copy_context(), status=TaskStatus.PENDING)
             if self.launcher.root is not None:
-                self.launcher.hand_over(record, self.launcher.actors[record.task_id])
+                self.launcher.enqueue(record, self.launcher.actors[record.task_id])
             return
         record.end_time = utcnow()
         self.lifecycle.admit(record, status=TaskStatus.INTERRUPTED)

@@ -43,6 +43,7 @@ class TaskManagerStatistics:
     p95_duration_seconds: float | None
     throughput_per_second: float
     supervisor: SupervisorStatistics | None
+    rejected: int = 0  # refused at add_task (a full queue or process backlog)
 
     def to_metrics(self) -> dict[str, Any]:
         """The `/tasks/metrics` JSON: the fastapi-taskflow 0.5.0 keys first, then the additions."""
@@ -56,6 +57,7 @@ class TaskManagerStatistics:
             "success_rate": self.success_rate,
             "avg_duration_seconds": self.avg_duration_seconds,
             "cancelled": self.cancelled,
+            "rejected": self.rejected,
             "p50_duration_seconds": self.p50_duration_seconds,
             "p95_duration_seconds": self.p95_duration_seconds,
             "throughput_per_second": self.throughput_per_second,
@@ -117,6 +119,7 @@ class MetricsRecorder:
             failed=f[TaskStatus.FAILED],
             interrupted=f[TaskStatus.INTERRUPTED],
             cancelled=f[TaskStatus.CANCELLED],
+            rejected=f[TaskStatus.REJECTED],
             success_rate=(f[TaskStatus.SUCCESS] / total) if total else 0.0,
             avg_duration_seconds=avg,
             p50_duration_seconds=p50,

@@ -65,7 +65,8 @@ def isoformat(value: datetime | None) -> str | None:
 
 
 class TaskStatus(str, enum.Enum):  # noqa: UP042  (str() and repr() stay as in fastapi-taskflow)
-    """Where a task is in its life: PENDING -> RUNNING -> SUCCESS | FAILED | CANCELLED | INTERRUPTED."""
+    """Where a task is in its life: PENDING -> RUNNING -> SUCCESS | FAILED | CANCELLED | INTERRUPTED, or
+    PENDING -> REJECTED when it was refused at `add_task` (see docs/queues.md)."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -73,6 +74,7 @@ class TaskStatus(str, enum.Enum):  # noqa: UP042  (str() and repr() stay as in f
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+    REJECTED = "rejected"  # refused at add_task: its queue or the process backlog was full; never ran
 
     #: True once the task will not change state again (unless retried as a new task). A plain attribute set
     #: on each member (not a property): it is read several times per task on the hot path.

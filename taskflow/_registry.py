@@ -57,6 +57,9 @@ class TaskDefinition:
     #: "process" for a task whose body runs in a worker process (`@task(executor="process")`), else None:
     #: an `async def` runs on the event loop, a `def` in a worker thread.
     executor: str | None = None
+    #: The named queue its tasks wait in (`@task(queue=...)`), and their priority there (higher first).
+    queue: str | None = None
+    priority: int = 0
 
     @property
     def supervisor_policy(self) -> Policy:
@@ -92,10 +95,13 @@ class TaskRegistry:
         policy: Policy | None = None,
         group: Policy | None = None,
         executor: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
     ) -> TaskDefinition:
         """Declare `func` a task. Bad option values raise ConfigurationError naming the option.
 
-        `group` is the named policy `policy` was made from (with some keys given inline), if any.
+        `group` is the named policy `policy` was made from (with some keys given inline), if any; `queue`
+        (checked by the caller) and `priority` say where and in which order its tasks wait.
         """
         if not callable(func):
             raise TypeError(f"@task must decorate a function, got {func!r}")
@@ -116,7 +122,9 @@ class TaskRegistry:
             retries=policy.retries, delay=policy.delay, backoff=policy.backoff, persist=persist,
             name=task_name, requeue_on_interrupt=requeue_on_interrupt,
         )  # fmt: skip
-        definition = TaskDefinition(func, task_name, config, policy, is_async, True, group, executor)
+        definition = TaskDefinition(
+            func, task_name, config, policy, is_async, True, group, executor, queue, priority
+        )
         with self._lock:
             existing = self._by_name.get(task_name)
             if existing is not None and existing.registered and existing.func is not func:

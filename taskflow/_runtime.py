@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -43,6 +43,15 @@ from ._metrics import MetricsRecorder, TaskManagerStatistics
 from ._models import TaskConfig, TaskRecord, utcnow
 from ._persistence import Persistence
 from ._process_pool import ProcessPool, ProcessPoolStatistics
+from ._queues import (
+    DEFAULT_QUEUE,
+    QueueConfig,
+    Queues,
+    QueueSink,
+    UnknownQueue,
+    check_limit,
+    check_priority,
+)
 from ._registry import RetryOn, TaskRegistry, callable_name
 from ._schedule_api import ScheduleApi
 from ._schedule_runs import RunStarter
@@ -61,6 +70,10 @@ from .observers import (
     TaskObserver,
 )
 from .stores import Page, TaskStore, WriterStatistics
+
+DEFAULT_MAX_PENDING = 100_000
+"""The default `max_pending`: most tasks one process holds unfinished before `add_task` refuses more."""
+_KEEP: Any = object()  # `update_queue_config`'s "leave this limit as it is"
 
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A", bound=Callable[[], Awaitable[Any]])
@@ -109,8 +122,13 @@ class TaskRuntime(ScheduleApi):
         config: ConfigSource = None,
         clock: Clock | None = None,
         schedule_clock: ScheduleClock | None = None,
+        queues: Mapping[str, QueueConfig] | None = None,
+        max_size: int | None = None,
+        max_pending: int | None = DEFAULT_MAX_PENDING,
     ) -> None:
         _check_cap("max_concurrent_tasks", max_concurrent_tasks)
+        _check_cap("max_pending", max_pending)
+        check_limit("max_size", max_size)
         _check_cap("max_sync_threads", max_sync_threads)
         _check_cap("max_process_workers", max_process_workers)
         _check_cap("process_max_tasks_per_worker", process_max_tasks_per_worker)
@@ -145,6 +163,9 @@ class TaskRuntime(ScheduleApi):
         self.checkpoint_timeout = float(checkpoint_timeout)
 
         self.config: TaskflowConfig = load_config(config)  # named policies; ConfigurationError if bad
+        self.max_pending = max_pending
+        declared = _declared_queues(self.config, queues, max_size)
+        self._queues: Queues | None = Queues(declared) if declared else None
         self.clock = clock
         self.schedule_clock: ScheduleClock = (
             schedule_clock if schedule_clock is not None else SystemScheduleClock()
@@ -205,6 +226,8 @@ class TaskRuntime(ScheduleApi):
         sinks: list[Sink] = []
         if persistence is not None:
             sinks.append(StoreSink(persistence, durability, actors))
+        if self._queues is not None:
+            sinks.append(QueueSink(self._queues))  # frees a queue slot the moment its task settles
         if dispatcher.active:
             sinks.append(ObserverSink(dispatcher, actors))  # before SettleSink: it reads the actor
         sinks.append(SettleSink(actors, metrics))
@@ -228,7 +251,7 @@ class TaskRuntime(ScheduleApi):
             ),
             durability=durability,
             tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
-            clock=self.clock,
+            clock=self.clock, queues=self._queues, max_pending=self.max_pending,
         )  # fmt: skip
         self.lifespan = Lifespan(
             registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
@@ -267,6 +290,8 @@ class TaskRuntime(ScheduleApi):
         retry_on: RetryOn = UNSET,
         policy: Policy | str | None = None,
         executor: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
     ) -> Callable[[F], F]:
         """Declare a task function; it is returned unchanged and stays directly callable.
 
@@ -277,7 +302,15 @@ class TaskRuntime(ScheduleApi):
         default to 0 retries, no delay, backoff 1, no max_delay, no jitter, no timeout, `Exception`.
         `executor="process"` runs a module-level `def` task in a worker process (docs/processes.md);
         "async" and "thread" name what the function's kind chooses anyway.
+        `queue` names a declared queue its tasks wait in, `priority` their order there (higher first);
+        `add_task(..., queue=, priority=)` overrides both per call (docs/queues.md).
         """
+        if queue is not None:
+            if self._queues is None:
+                raise ConfigurationError(f"@task(queue={queue!r}): no queue is declared")
+            self._queues.check_name(queue)
+        check_priority(priority)
+        placing: dict[str, Any] = {"queue": queue, "priority": priority}
         inline = {
             "retries": retries, "delay": delay, "backoff": backoff, "max_delay": max_delay,
             "jitter": jitter, "timeout": timeout, "retry_on": retry_on,
@@ -289,13 +322,13 @@ class TaskRuntime(ScheduleApi):
                 effective, group = named_task_policy(self.config, policy, inline, task_name)
                 self.registry.register(
                     func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt,
-                    policy=effective, group=group, executor=executor,
+                    policy=effective, group=group, executor=executor, **placing,
                 )  # fmt: skip
                 return func
             given: dict[str, Any] = {key: value for key, value in inline.items() if value is not UNSET}
             self.registry.register(
                 func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt, policy=policy,
-                executor=executor, **given,
+                executor=executor, **given, **placing,
             )  # fmt: skip
             return func
 
@@ -425,6 +458,27 @@ class TaskRuntime(ScheduleApi):
         self.lifecycle.flush()
         await self._dispatcher.drain()
 
+    # -- queues ----------------------------------------------------------------------------------------
+
+    def queue_stats(self) -> list[dict[str, Any]]:
+        """Per declared queue, by name (fastapi-taskflow 0.9's method): `name, concurrency, max_size,
+        pending` (waiting), `running, finished, rejected`. Empty when no queue is declared."""
+        return self._queues.stats() if self._queues is not None else []
+
+    def update_queue_config(
+        self, name: str, *, concurrency: int | None = _KEEP, max_size: int | None = _KEEP
+    ) -> dict[str, Any]:
+        """Change a queue's limits now, only the ones given (None: no limit); its stats after the change.
+
+        A higher concurrency starts waiting tasks at once; a lower one lets the running ones finish. The
+        change lives in this process until it stops (the declared values come back at the next start).
+        KeyError (`UnknownQueue`) for an unknown queue, ConfigurationError for a bad value.
+        """
+        changes = {k: v for k, v in (("concurrency", concurrency), ("max_size", max_size)) if v is not _KEEP}
+        if self._queues is None:
+            raise UnknownQueue(f"no queue named {name!r} (no queue is declared)")
+        return self._queues.update(name, changes)
+
     # -- log lines (from the tasks' scope) -------------------------------------------------------------
 
     def _on_log(
@@ -446,3 +500,30 @@ class TaskRuntime(ScheduleApi):
                 )
             )
         self.lifecycle.update(record)
+
+
+def _declared_queues(
+    config: TaskflowConfig, queues: Mapping[str, QueueConfig] | None, max_size: int | None
+) -> dict[str, QueueConfig]:
+    """The queues of configuration and of `queues=`, with `max_size=` as the default queue's limit."""
+    if queues is not None and not isinstance(queues, Mapping):
+        raise ConfigurationError(f"queues must be a dict of names to QueueConfig, got {queues!r}")
+    declared = dict(config.queues)
+    for name, queue in (queues or {}).items():
+        if name in declared:
+            raise ConfigurationError(f"queue {name!r} is declared both in {config.source} and in queues=")
+        if isinstance(queue, Mapping):  # {"concurrency": 4}: the same keys as QueueConfig
+            unknown = set(queue) - {"concurrency", "max_size"}
+            if unknown:
+                raise ConfigurationError(
+                    f"queue {name!r}: unknown keys {sorted(unknown)} (concurrency, max_size)"
+                )
+            queue = QueueConfig(**queue)
+        declared[name] = queue
+    if max_size is not None:
+        if DEFAULT_QUEUE in declared:
+            raise ConfigurationError(
+                "max_size= sets the 'default' queue's max_size, which is declared too: set it there"
+            )
+        declared[DEFAULT_QUEUE] = QueueConfig(max_size=max_size)
+    return declared

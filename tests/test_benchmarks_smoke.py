@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKLOADS = {"1", "2", "3", "4", "5", "6", "7"}
+WORKLOADS = {"1", "2", "3", "4", "5", "6", "7", "8"}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
 
 @pytest.mark.slow
 def test_report_has_every_workload_with_both_systems(tiny_run: tuple[dict, str]) -> None:
-    """The JSON holds the machine, the settings and all seven workloads, each with b1 and taskflow cases."""
+    """The JSON holds the machine, the settings and every workload, each with b1 and taskflow cases."""
     report, _ = tiny_run
     assert {"machine", "settings", "environments", "workloads"} <= set(report)
     assert report["settings"]["tiny"] is True

@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.helpers import serve, wait_finished
+from tests.helpers import serve, wait_finished, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -288,3 +288,31 @@ async def test_scheduled_example_runs_its_schedules_and_one_offs(
             assert (await client.delete("/remind/ada")).json() == {"cancelled": True}
     finally:
         sys.modules.pop("examples.scheduled_app", None)
+
+
+async def test_queues_example_orders_refuses_and_resizes() -> None:
+    """examples/queues_app.py: a reset email takes the next slot before the welcome emails waiting ahead of
+    it; past max_size the route answers 429 with Retry-After; PATCH /tasks/queues/emails raises the
+    concurrency."""
+    sys.modules.pop("examples.queues_app", None)
+    module = importlib.import_module("examples.queues_app")
+    tm = module.task_manager
+    async with serve(module.app) as client:
+        tm.update_queue_config("emails", concurrency=1)
+        welcome = [
+            (await client.post("/emails", params={"to": f"u{i}@x"})).json()["task_id"] for i in range(6)
+        ]
+        reset = (await client.post("/password-reset", params={"to": "vip@x"})).json()["task_id"]
+        for i in range(20):
+            answer = await client.post("/emails", params={"to": f"more{i}@x"})
+            if answer.status_code == 429:
+                break
+        # One slot: the first welcome email runs; the next to start is the reset, whatever waits ahead of it.
+        await wait_until(lambda: tm.get(reset).status.value != "pending", seconds=10)
+        still_waiting = [tm.get(w).status.value for w in welcome[1:]]
+        patched = await client.patch("/tasks/queues/emails", json={"concurrency": 20})
+        await wait_finished(tm, [*welcome, reset], seconds=30)
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
+    assert still_waiting == ["pending"] * 5
+    assert patched.status_code == 200 and patched.json()["max_size"] == 20
+    sys.modules.pop("examples.queues_app", None)

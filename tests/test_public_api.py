@@ -196,6 +196,8 @@ def test_task_manager_surface_is_the_050_api_plus_the_documented_additions() -> 
         "pause_schedule",
         "resume_schedule",
         "run_schedule_now",
+        "queue_stats",
+        "update_queue_config",
     }
     assert methods == v050 | documented
     # The package-internal contract taskflow.web uses: collaborators, none of them a method.

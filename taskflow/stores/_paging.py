@@ -30,7 +30,9 @@ class Page:
     next_cursor: str | None
 
 
-RELEASES_KEY = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED})
+RELEASES_KEY = frozenset(
+    {TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.INTERRUPTED, TaskStatus.REJECTED}
+)
 """States in which a task no longer holds its idempotency key: resubmitting runs the work again."""
 
 

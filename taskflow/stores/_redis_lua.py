@@ -61,8 +61,8 @@ local function remove(id)
   redis.call('DEL', tkey)
   return 1
 end
-local TERMINAL = {success = true, failed = true, cancelled = true, interrupted = true}
-local RELEASES = {failed = true, cancelled = true, interrupted = true}
+local TERMINAL = {success = true, failed = true, cancelled = true, interrupted = true, rejected = true}
+local RELEASES = {failed = true, cancelled = true, interrupted = true, rejected = true}
 """
 
 WRITE = (
@@ -132,7 +132,7 @@ local key, id = ARGV[2], ARGV[3]
 local holder = redis.call('GET', P .. ':k:' .. key)
 if holder and holder ~= id then
   local status = redis.call('HGET', P .. ':t:' .. holder, 'status')
-  if not status or not (status == 'failed' or status == 'cancelled' or status == 'interrupted') then
+  if not status or not RELEASES[status] then
     return holder
   end
 end

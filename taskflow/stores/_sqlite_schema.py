@@ -87,7 +87,7 @@ _V4 = ("ALTER TABLE taskflow_tasks ADD COLUMN checkpoint TEXT",)
 # key and every release (its holder turned failed, cancelled or interrupted), so other processes can mirror
 # the keys by reading the rows after the last one they saw. The log keeps its newest KEY_LOG_LIMIT rows.
 KEY_LOG_LIMIT = 10_000
-_RELEASED = ", ".join(f"'{s.value}'" for s in sorted(RELEASES_KEY))
+_RELEASED = "'cancelled', 'failed', 'interrupted'"  # as of v5 (v6 adds rejected): migrations never change
 _LOG_RELEASE = (
     "INSERT INTO taskflow_key_log (key, holder) SELECT key, NULL FROM taskflow_idempotency"
     " WHERE key = new.idempotency_key AND task_id = new.task_id;"
@@ -137,7 +137,22 @@ _V6 = (
     "CREATE INDEX taskflow_one_offs_due ON taskflow_one_offs (fire_at, run_key) WHERE run_id IS NULL",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# v7: a REJECTED task (refused at add_task: its queue or the backlog was full) releases its key too: the two
+# release triggers are made again with every status of RELEASES_KEY.
+_RELEASED_V7 = ", ".join(f"'{s.value}'" for s in sorted(RELEASES_KEY))
+_V7 = (
+    "DROP TRIGGER IF EXISTS taskflow_key_released",
+    "DROP TRIGGER IF EXISTS taskflow_key_released_new",
+    f"""CREATE TRIGGER taskflow_key_released AFTER UPDATE OF status ON taskflow_tasks
+        WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED_V7})
+            AND old.status IS NOT new.status
+        BEGIN {_LOG_RELEASE} END""",
+    f"""CREATE TRIGGER taskflow_key_released_new AFTER INSERT ON taskflow_tasks
+        WHEN new.idempotency_key IS NOT NULL AND new.status IN ({_RELEASED_V7})
+        BEGIN {_LOG_RELEASE} END""",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 

@@ -19,6 +19,7 @@ from ._deadletters import build_dead_letter_router
 from ._login import build_auth_router
 from ._manager import TaskManager
 from ._prometheus import build_prometheus_router
+from ._queues import build_queue_router
 from ._router import AdminRouter
 from ._schedules import build_schedule_router
 from ._sessions import ApiTokens, Sessions, warn_random_key
@@ -150,6 +151,7 @@ class TaskAdmin:
         admin.include_router(build_audit_router(audit, dependencies=dependencies), prefix=path)
         dead_letters = build_dead_letter_router(task_manager, audit, dependencies=dependencies)
         admin.include_router(dead_letters, prefix=path)
+        admin.include_router(build_queue_router(task_manager, audit, dependencies=dependencies), prefix=path)
         admin.include_router(
             build_schedule_router(task_manager, audit, dependencies=dependencies), prefix=path
         )

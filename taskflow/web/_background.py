@@ -65,12 +65,18 @@ class ManagedBackgroundTasks(BackgroundTasks):
         *args: Any,
         idempotency_key: str | None = None,
         tags: dict[str, str] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
         **kwargs: Any,
     ) -> str:
-        """Queue `func(*args, **kwargs)` as a managed task; return its id (an existing id for a held key)."""
+        """Queue `func(*args, **kwargs)` as a managed task; return its id (an existing id for a held key).
+
+        `idempotency_key`, `tags`, `queue` and `priority` are taskflow's (reserved: never passed on to
+        `func`). `TaskRejected` (`QueueFull`, `BacklogFull`) when there is no room: see docs/queues.md.
+        """
         manager = self.task_manager
         task_id, created = manager.launcher.submit(
-            func, args, kwargs, idempotency_key=idempotency_key, tags=tags
+            func, args, kwargs, idempotency_key=idempotency_key, tags=tags, queue=queue, priority=priority
         )
         if created:
             if self._after_response is None:

@@ -27,7 +27,15 @@ from ._payloads import change_event
 from ._sse import ChangeBus
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-ASSETS = ("dashboard.css", "dashboard.js", "audit.js", "deadletters.js", "schedules.js", "favicon.svg")
+ASSETS = (
+    "dashboard.css",
+    "dashboard.js",
+    "audit.js",
+    "deadletters.js",
+    "schedules.js",
+    "queues.js",
+    "favicon.svg",
+)
 MAX_SEARCH = 50
 _NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
@@ -75,6 +83,7 @@ def render_page(config: DashboardConfig, *, can_act: bool = True) -> str:
         "audit_js": asset_url(config.prefix, "audit.js"),
         "deadletters_js": asset_url(config.prefix, "deadletters.js"),
         "schedules_js": asset_url(config.prefix, "schedules.js"),
+        "queues_js": asset_url(config.prefix, "queues.js"),
         "title": config.title,
         "base": config.prefix,
         "auth": "1" if config.auth else "",

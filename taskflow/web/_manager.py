@@ -11,6 +11,7 @@ from fastapi import BackgroundTasks, FastAPI
 from .._host import RuntimeHost
 from .._runtime import TaskRuntime
 from ._background import ManagedBackgroundTasks, attach_middleware, install_injection
+from ._rejections import handle_rejections
 
 
 class TaskManager(TaskRuntime):
@@ -46,15 +47,21 @@ class TaskManager(TaskRuntime):
         return self.get_tasks
 
     def install(self, app: FastAPI) -> None:
-        """Make plain `BackgroundTasks` and `ManagedBackgroundTasks` parameters managed, in `app` only."""
+        """Make plain `BackgroundTasks` and `ManagedBackgroundTasks` parameters managed, in `app` only.
+
+        Also answers a refused task (`TaskRejected` out of a route) with 429 and `Retry-After`.
+        """
         install_injection(app, self)
+        handle_rejections(app)
 
     def init_app(self, app: FastAPI) -> None:
         """Run this manager for the lifetime of `app`, around the app's own lifespan (never replacing it).
 
         The runtime starts before the app's lifespan (so its startup code can add tasks) and stops after
         it: running tasks are drained for `shutdown_grace` seconds, then cancelled. Idempotent per app.
+        A refused task (`TaskRejected` out of a route) is answered with 429 and `Retry-After`.
         """
+        handle_rejections(app)
         attached: list[Any] | None = getattr(app.state, "taskflow_lifespans", None)
         if attached is None:
             attached = app.state.taskflow_lifespans = []

@@ -106,6 +106,7 @@ def stream_metrics(m: dict[str, Any], process_charts: dict[str, Any], now: float
     return {
         "total": total, "pending": m["pending"], "running": m["running"], "success": m["success"],
         "failed": m["failed"], "interrupted": m["interrupted"], "cancelled": m["cancelled"],
+        "rejected": m.get("rejected", 0),
         "success_rate": _percent(m["success_rate"]) if total else None,
         "avg_duration_ms": int(m["avg_duration_seconds"] * 1000) if timed else None,
         "p50_ms": _ms(m["p50_duration_seconds"]), "p95_ms": _ms(m["p95_duration_seconds"]),

@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, FastAPI
 
-from taskflow import ManagedBackgroundTasks, TaskAdmin, TaskManager, task_log
+from taskflow import ManagedBackgroundTasks, QueueConfig, TaskAdmin, TaskManager, task_log
 from taskflow.stores import SqliteStore
 
 task_manager = TaskManager(
@@ -24,6 +24,7 @@ task_manager = TaskManager(
     else None,
     max_terminal_records=None,
     config={"policies": {"feeds": {"delay": 0.01, "max_restarts": 1, "retry_on": "ConnectionError"}}},
+    queues={"mail": QueueConfig(concurrency=1, max_size=3)},  # the Queues tab
 )
 _seen: set[str] = set()
 
@@ -110,3 +111,11 @@ async def run_pair(
     """Start two tasks of `kind` in one request (ids made within the same millisecond or so)."""
     func, convert = _TASKS[kind]
     return {"task_ids": [tasks.add_task(func, convert(arg), tags={"kind": kind}) for _ in range(2)]}
+
+
+@app.post("/run-queued")
+async def run_queued(
+    seconds: float, tasks: Annotated[ManagedBackgroundTasks, Depends(task_manager.get_tasks)]
+) -> dict[str, str]:
+    """Start one `slow` task in the `mail` queue (429 once the queue is full)."""
+    return {"task_id": tasks.add_task(slow, seconds, queue="mail")}

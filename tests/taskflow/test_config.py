@@ -124,7 +124,7 @@ def test_bad_value_names_file_table_and_key(tmp_path: Path, key: str, value: str
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("workers = 3\n", "[top level] workers: unknown key (known: policies)"),
+        ("workers = 3\n", "[top level] workers: unknown key (known: policies, queues)"),
         ("policies = 3\n", "[policies]: must be a table of named policies"),
         ("[policies]\nemails = 3\n", "[policies.emails]: must be a table of policy keys"),
         ("[policies\n", "not valid TOML"),

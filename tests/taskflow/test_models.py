@@ -36,4 +36,5 @@ def test_task_ids_keep_74_random_bits() -> None:
 
 
 def test_is_terminal_holds_for_exactly_the_final_states() -> None:
-    assert [s.value for s in TaskStatus if s.is_terminal] == ["success", "failed", "interrupted", "cancelled"]
+    terminal = [s.value for s in TaskStatus if s.is_terminal]
+    assert terminal == ["success", "failed", "interrupted", "cancelled", "rejected"]

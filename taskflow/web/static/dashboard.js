@@ -13,7 +13,7 @@ const BASE = document.body.dataset.base;
 const AUTH = document.body.dataset.auth === "1";
 const PAGE = Number(document.body.dataset.pageSize) || 50;
 const MAX_LIVE_ROWS = 500;
-const TERMINAL = new Set(["success", "failed", "interrupted", "cancelled"]);
+const TERMINAL = new Set(["success", "failed", "interrupted", "cancelled", "rejected"]);
 const RETRYABLE = new Set(["failed", "interrupted"]);
 const CANCELLABLE = new Set(["pending", "running"]);
 const $ = (sel) => document.querySelector(sel);
@@ -287,6 +287,7 @@ function renderMetrics(m) {
   const cards = [
     ["Total", m.total], ["Pending", m.pending], ["Running", m.running], ["Success", m.success],
     ["Failed", m.failed, recentFailures > 0], ["Interrupted", m.interrupted, false], ["Cancelled", m.cancelled],
+    ["Rejected", m.rejected || 0, false],
     ["Success rate", m.success_rate === null ? "–" : `${m.success_rate}%`, m.success_rate !== null && m.success_rate < 90 && m.failed > 0],
     [local ? "p50 (this process)" : "p50", fmtMs(m.p50_ms)], [local ? "p95 (this process)" : "p95", fmtMs(m.p95_ms)],
     [local ? "Throughput (this process)" : "Throughput", `${m.throughput_per_second}/s`],
