@@ -18,7 +18,7 @@ import anyio
 from supervisors import Clock, Policy, Supervisor
 
 from ._models import TaskRecord, TaskStatus, utcnow
-from ._persistence import recovery_decision
+from ._recovery import recovery_decision
 from .observers import LogEvent
 from .stores import RecoveredTask
 

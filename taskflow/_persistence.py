@@ -1,4 +1,4 @@
-"""Durability for the runtime: the batch writer, instance liveness, recovery of orphaned tasks, retention.
+"""Durability for the runtime: the batch writer, this instance's heartbeat, and the upkeep loop around them.
 
 Every state change of every task is queued to one `BatchWriter` (group commit). A request that added
 durable tasks (`persist=True`, or any task with `requeue_pending=True`) does not send its response until
@@ -7,6 +7,10 @@ the response starts. Each process is an *instance* with a heartbeat in the store
 atomically, the PENDING and RUNNING tasks of instances whose heartbeat expired (a `kill -9`, an OOM) and
 re-runs them or marks them INTERRUPTED. A store with feeds is followed too: every instance's idempotency key
 claims (into the runtime's key mirror) and, for the dashboard, the records other instances write.
+
+`Persistence` owns the writer, the heartbeat and the loop that keeps them; what that loop does besides is in
+modules of their own: claiming and judging lost instances' tasks (`_recovery`), following the store's feeds
+(`_store_feeds`), and the write-failure alarm (`_write_alarm`).
 """
 
 from __future__ import annotations
@@ -16,28 +20,19 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from functools import partial
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskStatus as AnyioTaskStatus
 
-from ._models import TaskRecord, TaskStatus, utcnow
+from ._models import TaskRecord, utcnow
+from ._recovery import recover_orphans
+from ._store_feeds import RemoteSink, RemoteSinks, follow_feeds
 from ._table import SETTLED_KEYS_LIMIT
-from ._unstored import NOT_RERUNNABLE, has_unstored
-from .stores import (
-    BatchWriter,
-    ChangeFeedStore,
-    KeyFeedStore,
-    RecoveredTask,
-    StoredChange,
-    TaskStore,
-    WriterStatistics,
-    backoff_delay,
-)
+from ._write_alarm import WriteAlarm
+from .stores import BatchWriter, RecoveredTask, TaskStore, WriterStatistics
 
 
 class Adopter(Protocol):
@@ -58,16 +53,6 @@ request_records: contextvars.ContextVar[list[TaskRecord] | None] = contextvars.C
 """Set by the web middleware for one request: the records added while handling it (any thread)."""
 
 CLOSE_TIMEOUT = 10.0
-FEED_START_TIMEOUT = 2.0  # how long start-up waits for the store's feeds to go live (then serves anyway)
-T = TypeVar("T")
-RemoteSink = Callable[[list[StoredChange]], None]
-"""Takes the records other instances wrote (on the event loop; it must not block)."""
-
-
-@dataclass(slots=True)
-class _WriteAlarm:
-    failures: int = 0
-    raised: bool = False
 
 
 class Persistence:
@@ -92,7 +77,7 @@ class Persistence:
         self._inbox: deque[tuple[TaskRecord, bool]] = deque()  # saves made off the loop thread
         self._loop_thread: int | None = None
         self._closing = False
-        self._remote_sinks: list[RemoteSink] = []
+        self._remote = RemoteSinks()
 
     @property
     def active(self) -> bool:
@@ -181,99 +166,46 @@ class Persistence:
     def watch_remote(self, sink: RemoteSink) -> Callable[[], None]:
         """Send `sink` the records other instances write (a store with a change feed only); returns the
         call that stops it. Register before the lifespan starts: the feed is followed only if a sink is."""
-        self._remote_sinks.append(sink)
-        return lambda: self._remote_sinks.remove(sink) if sink in self._remote_sinks else None
+        return self._remote.watch(sink)
 
     async def maintain(
         self, runtime: Adopter, *, task_status: AnyioTaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Heartbeat, recover orphaned tasks, prune old history and follow the store's feeds, until cancelled.
 
-        Reports started once the feeds are live (or after `FEED_START_TIMEOUT` if the store does not
-        answer), so a key claimed or a task written after the app serves is never missed.
+        Reports started once the feeds are live (or after `_store_feeds.FEED_START_TIMEOUT` if the store
+        does not answer), so a key claimed or a task written after the app serves is never missed.
         """
-        await self._recover(runtime)
+        await recover_orphans(self.store, self.instance_id, runtime.adopt)
         async with anyio.create_task_group() as tg:
-            store, instance_id = self.store, self.instance_id
-            live: list[anyio.Event] = []
-            if isinstance(store, KeyFeedStore):
-                live.append(anyio.Event())
-                keys = partial(store.key_changes, subscribed=live[-1].set)
-                tg.start_soon(self._follow, keys, lambda change: runtime.mirror_key(*change), "key feed")
-            if isinstance(store, ChangeFeedStore) and self._remote_sinks:
-                live.append(anyio.Event())
-                changes = partial(store.task_changes, instance_id, subscribed=live[-1].set)
-                tg.start_soon(self._follow, changes, self._send_remote, "change feed")
-            with anyio.move_on_after(FEED_START_TIMEOUT):
-                for event in live:
-                    await event.wait()
+            await follow_feeds(
+                tg,
+                self.store,
+                self.instance_id,
+                mirror_key=runtime.mirror_key,
+                remote=self._remote,
+                retry_cap=self.heartbeat_interval,
+            )
             task_status.started()
             await self._beat(runtime)
 
-    def _send_remote(self, changes: list[StoredChange]) -> None:
-        for sink in list(self._remote_sinks):
-            sink(changes)
-
-    async def _follow(
-        self, feed: Callable[[], AsyncIterator[T]], handle: Callable[[T], None], name: str
-    ) -> None:
-        """Hand every item of a store feed to `handle`; subscribe again, with backoff, when it is lost."""
-        attempt = 0
-        while True:
-            try:
-                async for item in feed():
-                    attempt = 0
-                    handle(item)
-            except Exception:
-                attempt += 1
-                _log.warning("the store's %s was lost; subscribing again", name, exc_info=attempt == 1)
-            await anyio.sleep(backoff_delay(max(attempt, 1), base=0.1, cap=self.heartbeat_interval))
-
     async def _beat(self, runtime: Adopter) -> None:
         last_prune = -1e18
-        alarm = _WriteAlarm()
+        alarm = WriteAlarm()
         while True:
             await anyio.sleep(self.heartbeat_interval)
             if self._inbox:
                 self._drain_inbox()
-            self._report_writer(runtime, alarm)
+            alarm.check(self.statistics(), runtime)
             try:
                 await self.store.heartbeat(self.instance_id, ttl=self.heartbeat_ttl)
-                await self._recover(runtime)
+                await recover_orphans(self.store, self.instance_id, runtime.adopt)
                 now = anyio.current_time()
                 if self.retention_days is not None and now - last_prune > 3600:
                     last_prune = now
                     await self.store.delete_before(utcnow() - timedelta(days=self.retention_days))
             except Exception:  # a failing store must never take the app down: try again next beat
                 _log.exception("task store maintenance failed; retrying in %.1f s", self.heartbeat_interval)
-
-    def _report_writer(self, runtime: Adopter, alarm: _WriteAlarm) -> None:
-        """Tell observers when writes start failing (again), and when they recover."""
-        stats = self.statistics()
-        if stats is None:
-            return
-        if stats.retrying and stats.failures > alarm.failures:
-            alarm.failures = stats.failures
-            alarm.raised = True
-            runtime.report_store_problem(
-                f"task store writes are failing ({stats.failures} so far, last: {stats.last_error}); "
-                f"{stats.queued} records wait, retried with backoff: nothing is dropped",
-                level="error",
-            )
-        elif alarm.raised and not stats.retrying:
-            alarm.raised = False
-            runtime.report_store_problem(
-                "task store writes recovered; the queued records are committed", level="info"
-            )
-
-    async def _recover(self, runtime: Adopter) -> None:
-        try:
-            orphans = await self.store.claim_orphans(self.instance_id)
-        except Exception:
-            _log.exception("could not claim the tasks of lost instances; retrying later")
-            return
-        for orphan in orphans:
-            runtime.adopt(orphan)
 
     async def close(self) -> None:
         """Commit what is queued, withdraw this instance's heartbeat, close the store (bounded, shielded)."""
@@ -297,17 +229,3 @@ class Persistence:
     def statistics(self) -> WriterStatistics | None:
         """The writer's statistics while running."""
         return self.writer.statistics() if self.writer is not None else None
-
-
-def recovery_decision(orphan: RecoveredTask, *, can_run: bool) -> tuple[TaskStatus, str]:
-    """What becomes of a task taken over from a lost instance: re-run it, or mark it INTERRUPTED.
-
-    A task whose stored call holds display forms (`UnstoredArgument`) is never re-run.
-    """
-    record = orphan.record
-    lost = f"instance {orphan.previous_owner[:8]} was lost"
-    unstored = has_unstored(record.args, record.kwargs)  # whatever the flag says: never run display forms
-    if orphan.requeue and can_run and not unstored:
-        return TaskStatus.PENDING, f"requeued: {lost}"
-    reason = f"{lost} while it ran" if record.status is TaskStatus.RUNNING else f"{lost} before it ran"
-    return TaskStatus.INTERRUPTED, f"{reason}; {NOT_RERUNNABLE}" if unstored else reason

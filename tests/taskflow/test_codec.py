@@ -21,7 +21,7 @@ import pydantic
 import pytest
 
 from taskflow import _codec
-from taskflow._codec import decode_call, dumps, encode_call, loads, register_type
+from taskflow._codec import _registry, decode_call, dumps, encode_call, loads, register_type
 from taskflow._exceptions import PayloadError
 
 
@@ -76,12 +76,12 @@ class Money:
 @pytest.fixture
 def registry() -> Iterator[None]:
     """Leave the codec's type registry as it was."""
-    by_class, by_name = dict(_codec._by_class), dict(_codec._by_name)
+    by_class, by_name = dict(_registry._by_class), dict(_registry._by_name)
     yield
-    _codec._by_class.clear()
-    _codec._by_class.update(by_class)
-    _codec._by_name.clear()
-    _codec._by_name.update(by_name)
+    _registry._by_class.clear()
+    _registry._by_class.update(by_class)
+    _registry._by_name.clear()
+    _registry._by_name.update(by_name)
 
 
 def _labelled_point() -> Point:

@@ -13,7 +13,8 @@ import pytest
 from taskflow import TaskManager, TaskRecord, TaskStatus, task_log
 from taskflow._lifecycle import ChangeKind, TaskChange
 from taskflow.web._dashboard import event_stream
-from taskflow.web._sse import RING_SIZE, ChangeBus
+from taskflow.web._sse import ChangeBus
+from taskflow.web._sse_ring import RING_SIZE
 from tests.helpers import wait_until
 
 
@@ -186,7 +187,7 @@ async def test_changes_while_nobody_watches_are_not_serialised_and_resume_gets_a
     async with running_bus() as bus:
         seen = bus.event_id(bus.seq)
         bus._publish([record(1), record(2)])
-        assert bus.seq == 0 and all(entry is None for entry in bus._ring)
+        assert bus.seq == 0 and all(entry is None for entry in bus._ring.entries)
         assert bus.resume_point(seen) is None
 
 
