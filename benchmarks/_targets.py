@@ -81,19 +81,19 @@ def w3(m: Medians) -> list[Row]:
     return [
         _row(
             ">= 10,000 persisted tasks/s (1 client)",
-            _get(m, "taskflow", "tasks_per_s", clients="1"),
+            _get(m, "taskflow", "tasks_per_s", clients="1", synchronous="FULL"),
             lambda v: v >= 10_000,
             "{:,.0f}",
         ),
         _row(
             ">= 20,000 persisted tasks/s (16 clients)",
-            _get(m, "taskflow", "tasks_per_s", clients="16"),
+            _get(m, "taskflow", "tasks_per_s", clients="16", synchronous="FULL"),
             lambda v: v >= 20_000,
             "{:,.0f}",
         ),
         _row(
             "every task durable before its response",
-            _get(m, "taskflow", "durable_before_response", clients="1"),
+            _get(m, "taskflow", "durable_before_response", clients="1", synchronous="FULL"),
             lambda v: v >= 1.0,
             "{:.0%}",
         ),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -63,8 +65,13 @@ def checkout_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def server_process(
     command: list[str], port: int, *, env: dict[str, str] | None = None, timeout: float = 10
 ) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes]]]:
-    """Start a server process, wait (bounded) until it answers on `port`, and kill it on the way out."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=checkout_env(env))
+    """Start a server process, wait (bounded) until it answers on `port`, and kill it on the way out.
+
+    The server runs in a process group of its own, and the way out kills the whole group: a server that
+    runs the app in worker processes (hypercorn) would otherwise leave them running, orphaned, after its
+    master is killed (by the test, or here).
+    """
+    proc = subprocess.Popen(command, cwd=ROOT, env=checkout_env(env), start_new_session=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
             deadline = time.monotonic() + 20
@@ -78,6 +85,20 @@ def server_process(
                     time.sleep(0.05)
             yield client, proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # raised when nothing of the group is left
+            os.killpg(proc.pid, signal.SIGKILL)  # the group outlives a master the test already killed
         proc.wait(10)
+        _wait_group_gone(proc.pid, command)
+
+
+def _wait_group_gone(pgid: int, command: list[str], timeout: float = 10) -> None:
+    """Fail loudly if a process of the server's group is still alive (a leak would run on, unseen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes of {command[:4]} outlived the test (process group {pgid})")
+        time.sleep(0.05)
