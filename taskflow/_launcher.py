@@ -10,9 +10,7 @@ both and answers for them too (`submit`, `accept`, `make_durable`, `refuse`, `is
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
     from ._actor import Actor
     from ._admission import Admission
     from ._queues import Queues
-    from ._registry import TaskDefinition
     from ._store_gate import StoreGate
     from ._table import TaskTable
     from ._tracker import Tracker
@@ -58,6 +55,11 @@ class Launcher:
         self.queues = queues  # None when no queue is declared: tasks then start as soon as they may
         if queues is not None:
             queues.on_start = self._start_queued_now
+        # The package-internal contract (`launcher.submit`, ...) answers with the owners' own methods.
+        self.submit = admission.submit
+        self.accept = admission.accept
+        self.make_durable = gate.make_durable
+        self.refuse = gate.refuse
 
     # -- the lifespan's supervision tree ---------------------------------------------------------------
 
@@ -70,47 +72,10 @@ class Launcher:
         self.root = None
         self.supervisors.clear()
 
-    # -- admitting and the store, for the package-internal contract ------------------------------------
-
-    def submit(
-        self,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        *,
-        idempotency_key: str | None = None,
-        tags: dict[str, str] | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-    ) -> tuple[str, bool]:
-        """`Admission.submit`: the PENDING record of a call; (task id, whether it must be started)."""
-        return self.admission.submit(
-            func, args, kwargs, idempotency_key=idempotency_key, tags=tags, queue=queue, priority=priority
-        )
-
-    def accept(
-        self,
-        record: TaskRecord,
-        definition: TaskDefinition,
-        context: contextvars.Context,
-        *,
-        status: TaskStatus | None = None,
-    ) -> None:
-        """`Admission.accept`: admit a new PENDING record with its actor, ready to be started."""
-        self.admission.accept(record, definition, context, status=status)
-
     @property
     def is_persistent(self) -> bool:
         """True while a store is open (between the start and the end of the lifespan)."""
         return self.gate.is_persistent
-
-    async def make_durable(self, records: list[TaskRecord]) -> bool:
-        """`StoreGate.make_durable`: commit these records before a response; False if not confirmed."""
-        return await self.gate.make_durable(records)
-
-    def refuse(self, record: TaskRecord, reason: str) -> None:
-        """`StoreGate.refuse`: withdraw an accepted task that never started: CANCELLED, never run."""
-        self.gate.refuse(record, reason)
 
     # -- starting --------------------------------------------------------------------------------------
 

@@ -59,7 +59,8 @@ def check_options(
     check_seconds("checkpoint_timeout", checkpoint_timeout)
     check_seconds("snapshot_interval", snapshot_interval)
     check_seconds("merged_list_ttl", merged_list_ttl)
-    warn_ignored_settings(snapshot_interval=snapshot_interval, merged_list_ttl=merged_list_ttl)
+    # stacklevel 4: past this function and the constructor, to the code calling `TaskManager(...)`.
+    warn_ignored_settings(snapshot_interval=snapshot_interval, merged_list_ttl=merged_list_ttl, stacklevel=4)
     check_seconds("heartbeat_interval", heartbeat_interval)
     check_seconds("heartbeat_ttl", heartbeat_ttl)
     check_seconds("durable_timeout", durable_timeout)
