@@ -22,11 +22,13 @@ from ._unstored import NOT_RERUNNABLE, has_unstored
 from .stores import Page
 
 if TYPE_CHECKING:
+    from ._admission import Admission
     from ._launcher import Launcher
     from ._lifecycle import Lifecycle
     from ._metrics import MetricsRecorder, TaskManagerStatistics
     from ._persistence import Persistence
     from ._registry import TaskRegistry
+    from ._store_gate import StoreGate
     from ._table import TaskTable
 
 DEFAULT_STORE_PAGE = 1000
@@ -77,13 +79,17 @@ class TaskActions:
         table: TaskTable,
         lifecycle: Lifecycle,
         launcher: Launcher,
+        admission: Admission,
+        gate: StoreGate,
         metrics: MetricsRecorder,
         persistence: Persistence | None,
     ) -> None:
         self.registry = registry
         self.table = table
         self.lifecycle = lifecycle
-        self.launcher = launcher
+        self.launcher = launcher  # its supervision tree (statistics) and its tasks not settled (cancel)
+        self.admission = admission  # retries are admitted as new tasks
+        self.gate = gate  # a retry's key is claimed in the store
         self.metrics_recorder = metrics
         self.persistence = persistence
 
@@ -203,10 +209,10 @@ class TaskActions:
             # Linked to the request asking for the retry when it is traced, else to the original's trace.
             trace_context=current_traceparent() or record.trace_context,
         )
-        holder = self.launcher.accept_unless_key_held(new, definition, contextvars.copy_context())
+        holder = self.admission.accept_unless_key_held(new, definition, contextvars.copy_context())
         if holder is not None:
             return Resubmission(holder, self.table.get(holder), False)
-        self.launcher.place(new.task_id, definition)  # the retry waits in its function's queue, if any
+        self.admission.place(new.task_id, definition)  # the retry waits in its function's queue, if any
         return Resubmission(new.task_id, new, True)
 
     async def retry(self, task_id: str, *, record: TaskRecord | None = None) -> Resubmission:
@@ -219,11 +225,11 @@ class TaskActions:
         if run.record is None:
             return run  # held by a retry known from the store's key feed
         # Also for a retry found in memory: it may be another request's, still to lose its own claim.
-        holder = await self.launcher.claim_key(run.record)
+        holder = await self.gate.claim_key(run.record)
         if holder is None:
             return run
         if run.created:
-            self.lifecycle.finish(run.record, TaskStatus.CANCELLED, reason=f"duplicate of task {holder}")
+            self.gate.cancel_duplicate(run.record, holder)
         return Resubmission(holder, self.table.get(holder), False)
 
     async def metrics(self) -> dict[str, Any]:

@@ -1,13 +1,16 @@
-"""The task runtime: the framework-free core of `TaskManager`, a composition root over its collaborators.
+"""The task runtime: the framework-free core of `TaskManager`, its public face over its collaborators.
 
-The constructor builds each piece once and wires them together; nothing calls back up into the runtime:
+`TaskRuntime` checks its options (`_runtime_options.py`), has its collaborators built once
+(`_composition.py`) and holds them; every public method is a thin delegation to the one that owns it:
 
 - `TaskTable` (`table`): the live records; `Lifecycle` (`lifecycle`): the only writer of their statuses,
   which hands every change to one list of sinks (store, settlement and metrics, observers, listeners);
-- `Launcher` (`launcher`): admits new tasks and starts them after the response (supervised or inline);
-- `Tracker`: turns the supervisors' reports into lifecycle changes;
+- `Launcher` (`launcher`): starts tasks after the response (supervised or inline), over `Admission`
+  (admitting them, queues, admission control) and `StoreGate` (what the store must confirm first);
 - `Lifespan` (`lifespan`) and `Settlement`: `running()`, shutdown, adoption of a lost instance's tasks;
-- `TaskActions` (`actions`): lookups, cancel, resubmit, metrics, history deletion.
+- `TaskActions` (`actions`): lookups, history, cancel, retry, metrics, history deletion;
+- `Declarations` (`@task`, `@actor`), `QueueAdmin` (the queue methods), and the collaborators owning the
+  statistics (the dispatcher's, the store writer's, the process pool's, the actors').
 
 The public methods are fastapi-taskflow 0.5.0's and the documented additions. `lifecycle`, `launcher`,
 `lifespan`, `actions` and `listeners` are the package-internal contract `taskflow.web` (and the tests) use:
@@ -16,7 +19,6 @@ not part of the public API.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,66 +29,26 @@ import anyio
 
 from supervisors import Clock, Policy, Restart
 
-from ._actions import TaskActions
-from ._actor import Actor, ActorServices
-from ._attempt_context import bound_log_values
-from ._compat import warn_ignored_settings
-from ._compat_store import CompatTaskStore
-from ._config import UNSET, ConfigSource, TaskflowConfig, load_config, named_task_policy
-from ._counters import TaskCounters
+from ._composition import compose, file_observers, open_persistence
+from ._config import UNSET, ConfigSource, TaskflowConfig, load_config
+from ._declarations import Declarations
 from ._encryption import ArgsCipher
-from ._exceptions import ConfigurationError
-from ._launcher import Launcher
-from ._lifecycle import Lifecycle, Sink
-from ._lifespan import Lifespan, Settlement
-from ._metrics import MetricsRecorder, TaskManagerStatistics
-from ._models import TaskConfig, TaskRecord, utcnow
-from ._persistence import Persistence
+from ._metrics import TaskManagerStatistics
+from ._models import TaskConfig, TaskRecord
 from ._process_pool import ProcessPool, ProcessPoolStatistics
-from ._queues import (
-    DEFAULT_QUEUE,
-    QueueConfig,
-    Queues,
-    QueueSink,
-    UnknownQueue,
-    check_limit,
-    check_priority,
-)
-from ._registry import RetryOn, TaskRegistry, callable_name
+from ._queue_admin import KEEP, QueueAdmin
+from ._queues import QueueConfig, Queues
+from ._registry import RetryOn, TaskRegistry
+from ._runtime_options import DEFAULT_MAX_PENDING, check_options, declared_queues
 from ._schedule_api import ScheduleApi
-from ._schedule_runs import RunStarter
-from ._scheduler import Scheduler
 from ._schedules import ScheduleClock, SystemScheduleClock
-from ._services import ActorStatistics, GiveUpHandler, Services, define_actor
-from ._sinks import Durability, ListenerSink, ObserverSink, SettleSink, StoreSink
+from ._services import ActorStatistics, GiveUpHandler, Services
 from ._table import TaskTable
-from ._tracker import Tracker
-from .observers import (
-    FileLogger,
-    LogEvent,
-    LoggerChain,
-    ObserverDispatcher,
-    ObserverStatistics,
-    TaskObserver,
-)
+from .observers import LoggerChain, ObserverDispatcher, ObserverStatistics, TaskObserver
 from .stores import Page, TaskStore, WriterStatistics
-
-DEFAULT_MAX_PENDING = 100_000
-"""The default `max_pending`: most tasks one process holds unfinished before `add_task` refuses more."""
-_KEEP: Any = object()  # `update_queue_config`'s "leave this limit as it is"
 
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A", bound=Callable[[], Awaitable[Any]])
-
-
-def _check_cap(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigurationError(f"{name} must be a positive int or None, got {value!r}")
-
-
-def _check_seconds(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigurationError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 class TaskRuntime(ScheduleApi):
@@ -126,32 +88,15 @@ class TaskRuntime(ScheduleApi):
         max_size: int | None = None,
         max_pending: int | None = DEFAULT_MAX_PENDING,
     ) -> None:
-        _check_cap("max_concurrent_tasks", max_concurrent_tasks)
-        _check_cap("max_pending", max_pending)
-        check_limit("max_size", max_size)
-        _check_cap("max_sync_threads", max_sync_threads)
-        _check_cap("max_process_workers", max_process_workers)
-        _check_cap("process_max_tasks_per_worker", process_max_tasks_per_worker)
-        _check_seconds("shutdown_grace", shutdown_grace)
-        _check_seconds("checkpoint_timeout", checkpoint_timeout)
-        _check_seconds("snapshot_interval", snapshot_interval)
-        _check_seconds("merged_list_ttl", merged_list_ttl)
-        warn_ignored_settings(snapshot_interval=snapshot_interval, merged_list_ttl=merged_list_ttl)
-        _check_seconds("heartbeat_interval", heartbeat_interval)
-        _check_seconds("heartbeat_ttl", heartbeat_ttl)
-        _check_seconds("durable_timeout", durable_timeout)
-        if retention_days is not None:
-            _check_seconds("retention_days", retention_days)
-        if heartbeat_ttl <= heartbeat_interval:
-            raise ConfigurationError("heartbeat_ttl must be longer than heartbeat_interval")
-        if max_terminal_records is not None and (
-            isinstance(max_terminal_records, bool)
-            or not isinstance(max_terminal_records, int)
-            or max_terminal_records < 0
-        ):
-            raise ConfigurationError(
-                f"max_terminal_records must be an int >= 0 or None, got {max_terminal_records!r}"
-            )
+        check_options(
+            max_concurrent_tasks=max_concurrent_tasks, max_pending=max_pending, max_size=max_size,
+            max_sync_threads=max_sync_threads, max_process_workers=max_process_workers,
+            process_max_tasks_per_worker=process_max_tasks_per_worker, shutdown_grace=shutdown_grace,
+            checkpoint_timeout=checkpoint_timeout, snapshot_interval=snapshot_interval,
+            merged_list_ttl=merged_list_ttl, heartbeat_interval=heartbeat_interval,
+            heartbeat_ttl=heartbeat_ttl, durable_timeout=durable_timeout, retention_days=retention_days,
+            max_terminal_records=max_terminal_records,
+        )  # fmt: skip
         self.snapshot_db = snapshot_db
         self.snapshot_backend = snapshot_backend
         self.snapshot_interval = snapshot_interval
@@ -164,13 +109,12 @@ class TaskRuntime(ScheduleApi):
 
         self.config: TaskflowConfig = load_config(config)  # named policies; ConfigurationError if bad
         self.max_pending = max_pending
-        declared = _declared_queues(self.config, queues, max_size)
-        self._queues: Queues | None = Queues(declared) if declared else None
+        declared = declared_queues(self.config, queues, max_size)
+        task_queues = Queues(declared) if declared else None
         self.clock = clock
         self.schedule_clock: ScheduleClock = (
             schedule_clock if schedule_clock is not None else SystemScheduleClock()
         )
-        self._heartbeat_interval = heartbeat_interval
         self.services = Services(clock)  # the app's long-lived actors (`@actor`)
         self.registry = TaskRegistry()
         self.table = TaskTable(max_terminal_records=max_terminal_records)
@@ -178,100 +122,38 @@ class TaskRuntime(ScheduleApi):
         # `executor="process"` tasks: no worker process starts before the first such attempt.
         self.max_process_workers = max_process_workers or os.cpu_count() or 1
         self._processes = ProcessPool(self.max_process_workers, process_max_tasks_per_worker)
+        self._declarations = Declarations(
+            config=self.config, registry=self.registry, services=self.services, queues=task_queues
+        )
+        self._queue_admin = QueueAdmin(task_queues)
 
-        observers = list(loggers or [])
-        if log_file is not None:
-            observers.append(
-                FileLogger(
-                    log_file,
-                    max_bytes=log_file_max_bytes,
-                    backup_count=log_file_backup_count,
-                    mode=log_file_mode,  # type: ignore[arg-type]  # validated by FileLogger
-                    log_lifecycle=log_lifecycle,
-                )
-            )
+        observers = file_observers(
+            loggers, log_file, max_bytes=log_file_max_bytes, backup_count=log_file_backup_count,
+            mode=log_file_mode, log_lifecycle=log_lifecycle,
+        )  # fmt: skip
         self.logger: LoggerChain | None = LoggerChain(observers) if observers else None
         self.retention_days = retention_days
-        store = snapshot_backend
-        if store is None and snapshot_db is not None:
-            from .backends import SqliteBackend
-
-            store = SqliteBackend(snapshot_db)
-        persistence = (
-            Persistence(
-                store,
-                heartbeat_interval=heartbeat_interval,
-                heartbeat_ttl=heartbeat_ttl,
-                retention_days=retention_days,
-                durable_timeout=durable_timeout,
-            )
-            if store is not None
-            else None
-        )
-        self._build(self._cipher, persistence, ObserverDispatcher(observers))
-
-    def _build(
-        self, cipher: ArgsCipher | None, persistence: Persistence | None, dispatcher: ObserverDispatcher
-    ) -> None:
-        """Make the collaborators, and the one list of sinks every task change goes to."""
-        self._dispatcher = dispatcher
-        # Observers that log through structlog get what the request and the task bound there.
-        self._log_context = any(o.wants_log_context for o in dispatcher.observers)
-        actors: dict[str, Actor] = {}  # tasks not settled yet
-        metrics = MetricsRecorder()
-        durability = Durability(self.registry, actors, self.requeue_pending)
-        self.listeners = ListenerSink()
-        self.counters = TaskCounters()  # totals per function, for `taskflow.metrics`
-        self._persistence = persistence
-        sinks: list[Sink] = []
-        if persistence is not None:
-            sinks.append(StoreSink(persistence, durability, actors))
-        if self._queues is not None:
-            sinks.append(QueueSink(self._queues))  # frees a queue slot the moment its task settles
-        if dispatcher.active:
-            sinks.append(ObserverSink(dispatcher, actors))  # before SettleSink: it reads the actor
-        sinks.append(SettleSink(actors, metrics))
-        sinks.append(self.counters)
-        sinks.append(self.listeners)
-        self.lifecycle = lifecycle = Lifecycle(self.table, sinks)
-        settlement = Settlement(
-            table=self.table,
-            lifecycle=lifecycle,
-            actors=actors,
-            durability=durability,
-            persistence=persistence,
-        )
-        tracker = Tracker(self.table, lifecycle, settlement.interrupted)
-        self.launcher = Launcher(
-            registry=self.registry, table=self.table, lifecycle=lifecycle, actors=actors,
-            services=ActorServices(
-                self._on_log, cipher, persistence,
-                keep_log_context=self._log_context, on_update=lifecycle.update,
-                durable=durability.is_durable, processes=self._processes,
-            ),
-            durability=durability,
-            tracker=tracker, dispatcher=dispatcher, cipher=cipher, persistence=persistence,
-            clock=self.clock, queues=self._queues, max_pending=self.max_pending,
+        self._persistence = open_persistence(
+            snapshot_db, snapshot_backend, heartbeat_interval=heartbeat_interval, heartbeat_ttl=heartbeat_ttl,
+            retention_days=retention_days, durable_timeout=durable_timeout,
         )  # fmt: skip
-        self.lifespan = Lifespan(
-            registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
-            settlement=settlement, tracker=tracker, dispatcher=dispatcher, persistence=persistence,
-            max_concurrent_tasks=self.max_concurrent_tasks, max_sync_threads=self.max_sync_threads,
-            shutdown_grace=self.shutdown_grace, checkpoint_timeout=self.checkpoint_timeout,
-            services=self.services, clock=self.clock,
+        self._dispatcher = ObserverDispatcher(observers)
+        built = compose(
+            registry=self.registry, table=self.table, services=self.services, queues=task_queues,
+            processes=self._processes, cipher=self._cipher, persistence=self._persistence,
+            dispatcher=self._dispatcher, requeue_pending=requeue_pending, max_pending=max_pending,
+            max_concurrent_tasks=max_concurrent_tasks, max_sync_threads=max_sync_threads,
+            shutdown_grace=self.shutdown_grace, checkpoint_timeout=self.checkpoint_timeout, clock=clock,
+            schedule_clock=self.schedule_clock, maintenance_interval=heartbeat_interval,
         )  # fmt: skip
-        self.actions = TaskActions(
-            registry=self.registry, table=self.table, lifecycle=lifecycle, launcher=self.launcher,
-            metrics=metrics, persistence=persistence,
-        )  # fmt: skip
-        self.store = CompatTaskStore(self.table, lifecycle)  # fastapi-taskflow 0.5.0's `TaskStore`
-        starter = RunStarter(
-            registry=self.registry, launcher=self.launcher, lifecycle=lifecycle, persistence=persistence
-        )
-        self.scheduler = Scheduler(
-            starter=starter, table=self.table, persistence=persistence, clock=self.schedule_clock,
-            maintenance_interval=self._heartbeat_interval,
-        )  # fmt: skip
+        self.listeners = built.listeners
+        self.counters = built.counters
+        self.lifecycle = built.lifecycle
+        self.launcher = built.launcher
+        self.lifespan = built.lifespan
+        self.actions = built.actions
+        self.store = built.store  # fastapi-taskflow 0.5.0's `TaskStore`
+        self.scheduler = built.scheduler
 
     # -- declaring tasks -------------------------------------------------------------------------------
 
@@ -305,34 +187,14 @@ class TaskRuntime(ScheduleApi):
         `queue` names a declared queue its tasks wait in, `priority` their order there (higher first);
         `add_task(..., queue=, priority=)` overrides both per call (docs/queues.md).
         """
-        if queue is not None:
-            if self._queues is None:
-                raise ConfigurationError(f"@task(queue={queue!r}): no queue is declared")
-            self._queues.check_name(queue)
-        check_priority(priority)
-        placing: dict[str, Any] = {"queue": queue, "priority": priority}
         inline = {
             "retries": retries, "delay": delay, "backoff": backoff, "max_delay": max_delay,
             "jitter": jitter, "timeout": timeout, "retry_on": retry_on,
         }  # fmt: skip
-
-        def decorator(func: F) -> F:
-            task_name = name if name is not None else callable_name(func)
-            if isinstance(policy, str):
-                effective, group = named_task_policy(self.config, policy, inline, task_name)
-                self.registry.register(
-                    func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt,
-                    policy=effective, group=group, executor=executor, **placing,
-                )  # fmt: skip
-                return func
-            given: dict[str, Any] = {key: value for key, value in inline.items() if value is not UNSET}
-            self.registry.register(
-                func, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt, policy=policy,
-                executor=executor, **given, **placing,
-            )  # fmt: skip
-            return func
-
-        return decorator
+        return self._declarations.task(
+            inline, persist=persist, name=name, requeue_on_interrupt=requeue_on_interrupt, policy=policy,
+            executor=executor, queue=queue, priority=priority,
+        )  # fmt: skip
 
     def actor(
         self,
@@ -351,20 +213,10 @@ class TaskRuntime(ScheduleApi):
         else 3 in 60 s) it gives up: logged, visible in `actor_statistics()`, and `on_give_up(stats)` is
         called, if given (what it raises stops the runtime). The function is returned unchanged.
         """
-
-        def decorator(func: A) -> A:
-            actor_name = name if name is not None else callable_name(func)
-            named = self.config.policy(policy) if isinstance(policy, str) else None
-            self.services.declare(
-                define_actor(
-                    func, name=actor_name, restart=restart, policy=None if named else policy,  # type: ignore[arg-type]
-                    named=named, max_restarts=max_restarts, restart_window=restart_window,
-                    on_give_up=on_give_up,
-                )
-            )  # fmt: skip
-            return func
-
-        return decorator
+        return self._declarations.actor(
+            restart=restart, policy=policy, name=name, max_restarts=max_restarts,
+            restart_window=restart_window, on_give_up=on_give_up,
+        )  # fmt: skip
 
     def actor_statistics(self) -> list[ActorStatistics]:
         """A snapshot of each declared actor: state, restarts, last error (see `@actor`)."""
@@ -463,10 +315,10 @@ class TaskRuntime(ScheduleApi):
     def queue_stats(self) -> list[dict[str, Any]]:
         """Per declared queue, by name (fastapi-taskflow 0.9's method): `name, concurrency, max_size,
         pending` (waiting), `running, finished, rejected`. Empty when no queue is declared."""
-        return self._queues.stats() if self._queues is not None else []
+        return self._queue_admin.stats()
 
     def update_queue_config(
-        self, name: str, *, concurrency: int | None = _KEEP, max_size: int | None = _KEEP
+        self, name: str, *, concurrency: int | None = KEEP, max_size: int | None = KEEP
     ) -> dict[str, Any]:
         """Change a queue's limits now, only the ones given (None: no limit); its stats after the change.
 
@@ -474,56 +326,4 @@ class TaskRuntime(ScheduleApi):
         change lives in this process until it stops (the declared values come back at the next start).
         KeyError (`UnknownQueue`) for an unknown queue, ConfigurationError for a bad value.
         """
-        changes = {k: v for k, v in (("concurrency", concurrency), ("max_size", max_size)) if v is not _KEEP}
-        if self._queues is None:
-            raise UnknownQueue(f"no queue named {name!r} (no queue is declared)")
-        return self._queues.update(name, changes)
-
-    # -- log lines (from the tasks' scope) -------------------------------------------------------------
-
-    def _on_log(
-        self, record: TaskRecord, attempt: int, message: str, level: str, extra: dict[str, Any]
-    ) -> None:
-        if self._dispatcher.active:
-            bound = bound_log_values() if self._log_context else None
-            self._dispatcher.emit_log(
-                LogEvent(
-                    record.task_id,
-                    record.func_name,
-                    message,
-                    level,
-                    utcnow(),
-                    attempt,
-                    dict(record.tags),
-                    extra,
-                    bound or {},
-                )
-            )
-        self.lifecycle.update(record)
-
-
-def _declared_queues(
-    config: TaskflowConfig, queues: Mapping[str, QueueConfig] | None, max_size: int | None
-) -> dict[str, QueueConfig]:
-    """The queues of configuration and of `queues=`, with `max_size=` as the default queue's limit."""
-    if queues is not None and not isinstance(queues, Mapping):
-        raise ConfigurationError(f"queues must be a dict of names to QueueConfig, got {queues!r}")
-    declared = dict(config.queues)
-    for name, queue in (queues or {}).items():
-        if name in declared:
-            raise ConfigurationError(f"queue {name!r} is declared both in {config.source} and in queues=")
-        if isinstance(queue, Mapping):  # {"concurrency": 4}: the same keys as QueueConfig
-            unknown = set(queue) - {"concurrency", "max_size"}
-            if unknown:
-                raise ConfigurationError(
-                    f"queue {name!r}: unknown keys {sorted(unknown)} (concurrency, max_size)"
-                )
-            queue = QueueConfig(**queue)
-        declared[name] = queue
-    if max_size is not None:
-        if DEFAULT_QUEUE in declared:
-            raise ConfigurationError(
-                "max_size= sets the 'default' queue's max_size, which is declared too: set it there"
-            )
-        declared[DEFAULT_QUEUE] = QueueConfig(max_size=max_size)
-    return declared
+        return self._queue_admin.update(name, concurrency=concurrency, max_size=max_size)
