@@ -153,8 +153,9 @@ def test_markup_from_a_task_stays_text(page: Any, server: str) -> None:
 
 
 def test_filters_and_supervision_view(page: Any, server: str) -> None:
-    """The status filter narrows the table; the supervision tab lists the registered functions, the actors
-    (one that gave up, with its last error as text) and the configured policies with their sources."""
+    """The status filter narrows the table; the supervision tab lists the registered functions (kind, with
+    `process` for a process task, queue and priority), the actors (one that gave up, with its last error as
+    text) and the configured policies with their sources."""
     start(server, "flaky", "filter")
     open_dashboard(page, server)
     page.locator("#chart-throughput rect").first.wait_for()
@@ -168,7 +169,15 @@ def test_filters_and_supervision_view(page: Any, server: str) -> None:
         " return rows.length > 0 && rows.every(r => r.querySelector('.status.failed')); }"
     )
     page.locator('nav [data-tab="supervision"]').click()
-    page.locator("#functions tbody tr", has_text="flaky").wait_for()
+    flaky = page.locator("#functions tbody tr", has_text="flaky")
+    flaky.wait_for()
+    assert (flaky.locator(".fn-kind").inner_text(), flaky.locator(".fn-queue").inner_text()) == ("sync", "–")
+    assert flaky.locator(".fn-priority").inner_text() == "–"
+    # A process task's Kind is `process`; a function with a queue shows it and its priority.
+    assert page.locator("#functions tbody tr", has_text="crunch").locator(".fn-kind").inner_text() == "process"
+    digest = page.locator("#functions tbody tr", has_text="mail_digest")
+    assert digest.locator(".fn-kind").inner_text() == "async"
+    assert (digest.locator(".fn-queue").inner_text(), digest.locator(".fn-priority").inner_text()) == ("mail", "7")
     page.locator("#supervisors tbody tr", has_text="taskflow").first.wait_for()
     actor = page.locator("#actors tbody tr.gave-up", has_text="feed_poller")
     actor.wait_for()
