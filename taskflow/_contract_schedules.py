@@ -214,8 +214,15 @@ class ScheduleContract:
         await s.put_once(dataclasses.replace(_once("q", 1), queue="mail", priority=-7))
         await s.put_once(_once("plain", 2))
         listed = await other.list_once(limit=5)
-        assert [(e.run_key, e.queue, e.priority) for e in listed] == [("q", "mail", -7), ("plain", None, None)]
+        assert [(e.run_key, e.queue, e.priority) for e in listed] == [
+            ("q", "mail", -7),
+            ("plain", None, None),
+        ]
         claimed = await s.claim_once("q", run_id="run-q", owner="dead")
-        assert claimed is not None and (claimed.queue, claimed.priority, claimed.run_id) == ("mail", -7, "run-q")
+        assert claimed is not None and (claimed.queue, claimed.priority, claimed.run_id) == (
+            "mail",
+            -7,
+            "run-q",
+        )
         (adopted,) = await other.adopt_runs("me")
         assert adopted.once is not None and (adopted.once.queue, adopted.once.priority) == ("mail", -7)

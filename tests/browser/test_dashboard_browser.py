@@ -169,15 +169,18 @@ def test_filters_and_supervision_view(page: Any, server: str) -> None:
         " return rows.length > 0 && rows.every(r => r.querySelector('.status.failed')); }"
     )
     page.locator('nav [data-tab="supervision"]').click()
-    flaky = page.locator("#functions tbody tr", has_text="flaky")
-    flaky.wait_for()
-    assert (flaky.locator(".fn-kind").inner_text(), flaky.locator(".fn-queue").inner_text()) == ("sync", "–")
-    assert flaky.locator(".fn-priority").inner_text() == "–"
+
+    def function_row(name: str) -> tuple[str, str, str]:
+        row = page.locator("#functions tbody tr", has_text=name)
+        kind, queue, priority = (row.locator(f".fn-{c}").inner_text() for c in ("kind", "queue", "priority"))
+        return kind, queue, priority
+
+    page.locator("#functions tbody tr", has_text="flaky").wait_for()
+    none = "\N{EN DASH}"  # what the table shows for no value
+    assert function_row("flaky") == ("sync", none, none)
     # A process task's Kind is `process`; a function with a queue shows it and its priority.
-    assert page.locator("#functions tbody tr", has_text="crunch").locator(".fn-kind").inner_text() == "process"
-    digest = page.locator("#functions tbody tr", has_text="mail_digest")
-    assert digest.locator(".fn-kind").inner_text() == "async"
-    assert (digest.locator(".fn-queue").inner_text(), digest.locator(".fn-priority").inner_text()) == ("mail", "7")
+    assert function_row("crunch") == ("process", none, none)
+    assert function_row("mail_digest") == ("async", "mail", "7")
     page.locator("#supervisors tbody tr", has_text="taskflow").first.wait_for()
     actor = page.locator("#actors tbody tr.gave-up", has_text="feed_poller")
     actor.wait_for()

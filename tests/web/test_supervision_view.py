@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 from supervisors.testing import FakeClock
 from taskflow import QueueConfig, TaskAdmin, TaskManager
-from tests.taskflow import process_tasks
 from tests.helpers import serve, wait_until
+from tests.taskflow import process_tasks
 
 
 def _app() -> tuple[FastAPI, TaskManager]:
