@@ -1,10 +1,11 @@
 """Schedules: a periodic job, a cron job in a time zone, and one-off reminders, exactly once per slot
-across every instance that shares the SQLite file (run two uvicorn processes on it to see it).
+across every instance that shares the SQLite file (run two uvicorn processes on it to see it). The digest
+and the reminders wait in the `outbox` queue (two at a time), an urgent reminder ahead of the others.
 
 Run it:  uvicorn examples.scheduled_app:app --port 8000
          uvicorn examples.scheduled_app:app --port 8001     (a second instance on the same file)
 Then:    curl "http://localhost:8000/tasks/schedules"
-         curl -X POST "http://localhost:8000/remind?who=ada&minutes=1"
+         curl -X POST "http://localhost:8000/remind?who=ada&minutes=1&urgent=true"
          open http://localhost:8000/tasks/dashboard  (the Schedules tab)
 """
 
@@ -15,9 +16,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from taskflow import TaskAdmin, TaskManager, task_log
+from taskflow import QueueConfig, TaskAdmin, TaskManager, task_log
 
-task_manager = TaskManager(snapshot_db=os.environ.get("TASKFLOW_EXAMPLE_DB", "scheduled_app.db"))
+task_manager = TaskManager(
+    snapshot_db=os.environ.get("TASKFLOW_EXAMPLE_DB", "scheduled_app.db"),
+    queues={"outbox": QueueConfig(concurrency=2, max_size=1000)},
+)
 app = FastAPI()
 TaskAdmin(app, task_manager)
 
@@ -28,21 +32,28 @@ async def refresh_rates() -> None:
     task_log("rates refreshed")
 
 
-@task_manager.schedule(cron="0 7 * * 1-5", timezone="Europe/Paris", catch_up="once", retries=3, delay=30)
+@task_manager.schedule(
+    cron="0 7 * * 1-5", timezone="Europe/Paris", catch_up="once", retries=3, delay=30, queue="outbox",
+    priority=5,
+)
 async def morning_digest() -> None:
-    """07:00 Paris time on weekdays; if every instance was down at 07:00, one catch-up run at startup."""
+    """07:00 Paris time on weekdays; if every instance was down at 07:00, one catch-up run at startup.
+    Waits in the outbox queue, ahead of the ordinary reminders."""
     task_log("digest sent")
 
 
-@task_manager.task()
+@task_manager.task(queue="outbox")
 async def remind(who: str) -> None:
     task_log(f"reminder for {who}")
 
 
 @app.post("/remind")
-async def add_reminder(who: str, minutes: float = 1.0) -> Any:
-    """A one-off run, stored until it fires (on exactly one instance), cancellable by its run key."""
-    run_key = await task_manager.schedule_once(remind, who, delay=minutes * 60, run_key=f"remind-{who}")
+async def add_reminder(who: str, minutes: float = 1.0, urgent: bool = False) -> Any:
+    """A one-off run, stored until it fires (on exactly one instance), cancellable by its run key; an urgent
+    one waits in the outbox ahead of everything else."""
+    run_key = await task_manager.schedule_once(
+        remind, who, delay=minutes * 60, run_key=f"remind-{who}", priority=10 if urgent else None
+    )
     return {"run_key": run_key}
 
 

@@ -16,6 +16,7 @@ from ._exceptions import PayloadError as PayloadError
 from ._exceptions import ProcessTaskError as ProcessTaskError
 from ._exceptions import QueueFull as QueueFull
 from ._exceptions import QueueFull as QueueFullError
+from ._exceptions import ScheduleNotFound as ScheduleNotFound
 from ._exceptions import TaskArgumentError as TaskArgumentError
 from ._exceptions import TaskflowError as TaskflowError
 from ._exceptions import TaskNotFound as TaskNotFound
@@ -28,6 +29,7 @@ from ._models import TaskRecord as TaskRecord
 from ._models import TaskStatus as TaskStatus
 from ._process_pool import ProcessPoolStatistics as ProcessPoolStatistics
 from ._queues import QueueConfig as QueueConfig
+from ._schedules import ScheduledOnce as ScheduledOnce
 from ._services import ActorStatistics as ActorStatistics
 from .backends import RedisBackend as RedisBackend
 from .backends import SnapshotBackend as SnapshotBackend
@@ -65,6 +67,8 @@ __all__ = [
     "QueueFull",
     "QueueFullError",
     "RedisBackend",
+    "ScheduleNotFound",
+    "ScheduledOnce",
     "SnapshotBackend",
     "SnapshotScheduler",
     "SqliteBackend",

@@ -4,6 +4,7 @@ runtime then keeps schedule state per instance."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -205,3 +206,23 @@ class ScheduleContract:
         assert (listed.encrypted_payload, listed.call, listed.created_at) == (b"\x00\xffsecret", "", None)
         claimed = await s.claim_once("e", run_id=new_task_id(), owner="i")
         assert claimed is not None and claimed.encrypted_payload == b"\x00\xffsecret"
+
+    async def test_one_off_queue_and_priority_round_trip(self, store: TaskStore, second: TaskStore) -> None:
+        """A one-off's own queue and priority come back from list, claim and adoption; None stays None."""
+        s, other = _schedules(store), _schedules(second)
+        await store.heartbeat("me", ttl=60)
+        await s.put_once(dataclasses.replace(_once("q", 1), queue="mail", priority=-7))
+        await s.put_once(_once("plain", 2))
+        listed = await other.list_once(limit=5)
+        assert [(e.run_key, e.queue, e.priority) for e in listed] == [
+            ("q", "mail", -7),
+            ("plain", None, None),
+        ]
+        claimed = await s.claim_once("q", run_id="run-q", owner="dead")
+        assert claimed is not None and (claimed.queue, claimed.priority, claimed.run_id) == (
+            "mail",
+            -7,
+            "run-q",
+        )
+        (adopted,) = await other.adopt_runs("me")
+        assert adopted.once is not None and (adopted.once.queue, adopted.once.priority) == ("mail", -7)

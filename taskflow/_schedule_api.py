@@ -19,6 +19,8 @@ from ._codec import encode_call
 from ._config import UNSET
 from ._exceptions import ConfigurationError
 from ._models import isoformat, new_task_id, utcnow
+from ._process_call import check_call
+from ._queues import UnknownQueue
 from ._registry import RetryOn, callable_name
 from ._schedules import CatchUp, ScheduledOnce, define_schedule
 from ._services import define_actor
@@ -26,6 +28,7 @@ from .stores import OneOffEntry
 
 if TYPE_CHECKING:
     from ._encryption import ArgsCipher
+    from ._queues import Queues
     from ._registry import TaskRegistry
     from ._scheduler import Scheduler
     from ._services import Services
@@ -79,7 +82,20 @@ class ScheduleApi:
     services: Services
     registry: TaskRegistry
     _cipher: ArgsCipher | None
+    _queues: Queues | None
     task: Callable[..., Callable[[F], F]]
+
+    def _check_queue(self, queue: object, where: str) -> None:
+        """UnknownQueue (a ConfigurationError, so a ValueError) unless `queue` names a declared queue."""
+        if not isinstance(queue, str):
+            raise TypeError(f"{where}: queue must be a str, got {type(queue).__name__}")
+        queues = self._queues
+        if queues is None:
+            raise UnknownQueue(f"{where}: no queue named {queue!r} (no queue is declared)")
+        try:
+            queues.check_name(queue)
+        except UnknownQueue as exc:
+            raise UnknownQueue(f"{where}: {exc}") from None
 
     def _ensure_scheduler(self) -> None:
         # The scheduler actor is declared with the first schedule: an app without schedules has no actor.
@@ -112,13 +128,17 @@ class ScheduleApi:
         retry_on: RetryOn = UNSET,
         policy: Policy | str | None = None,
         requeue_on_interrupt: bool = False,
+        executor: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
     ) -> Callable[[F], F]:
         """Run the decorated function (no arguments) on every slot of `every=` (seconds or a timedelta,
         aligned to the Unix epoch in UTC) or `cron=` (evaluated in `timezone`), exactly once per slot across
         the instances sharing a store. See docs/schedules.md for `catch_up`, `overlap`, `misfire_grace` and
-        `run_on_startup`; the retry keywords and `policy` are `@task`'s. The function is also declared as a
-        task (`persist=True`: a run whose instance is lost before it starts is run by a survivor) and is
-        returned unchanged."""
+        `run_on_startup`; the retry keywords, `policy`, `executor`, `queue` and `priority` are `@task`'s: the
+        runs wait in that queue with that priority like any task (a full queue REJECTS the slot's run). The
+        function is also declared as a task (`persist=True`: a run whose instance is lost before it starts is
+        run by a survivor) and is returned unchanged."""
         options = {"retries": retries, "delay": delay, "backoff": backoff, "max_delay": max_delay,
                    "jitter": jitter, "timeout": timeout, "retry_on": retry_on}  # fmt: skip
 
@@ -131,8 +151,14 @@ class ScheduleApi:
             )  # fmt: skip
             if schedule_name in self.scheduler.definitions:
                 raise ConfigurationError(f"a schedule named {schedule_name!r} is already declared")
+            if queue is not None:  # before anything is declared: the error names the schedule
+                try:
+                    self._check_queue(queue, f"@schedule({schedule_name!r})")
+                except TypeError as exc:
+                    raise ConfigurationError(str(exc)) from None
             self.task(
                 name=schedule_name, persist=True, requeue_on_interrupt=requeue_on_interrupt, policy=policy,
+                executor=executor, queue=queue, priority=priority,
                 **{key: value for key, value in options.items() if value is not UNSET},
             )(func)  # fmt: skip
             self._ensure_scheduler()
@@ -151,12 +177,17 @@ class ScheduleApi:
         run_key: str | None = None,
         run_at: datetime | None = None,
         tags: dict[str, str] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
         **kwargs: Any,
     ) -> str:
         """Run `func(*args, **kwargs)` once, at `at` (`run_at` is fastapi-taskflow 0.12's name for it) or
         after `delay` seconds; returns its run key. Stored until it runs (it survives restarts) and fired by
         exactly one instance sharing the store. The same `run_key` again reschedules it while it waits. The
-        arguments must be storable (`taskflow.register_type` for your own types); encrypted with a key."""
+        arguments must be storable (`taskflow.register_type` for your own types); encrypted with a key.
+        `queue` / `priority` place the run as `add_task`'s do (default: the function's); an unknown queue is
+        a ValueError now, a full queue at fire time makes the run REJECTED (docs/schedules.md). A process
+        task's arguments must pickle: TaskArgumentError now, before anything is stored."""
         if run_at is not None:
             if at is not None:
                 raise TypeError("give at= or its alias run_at=, not both")
@@ -171,15 +202,23 @@ class ScheduleApi:
             isinstance(tags, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
         ):
             raise TypeError("tags must be a dict of str to str")
+        if queue is not None:
+            self._check_queue(queue, "schedule_once()")
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+            raise TypeError(f"priority must be an int, got {type(priority).__name__}")
         when = fire_time(at, delay, self.scheduler.clock.now())
-        func_name = self.registry.definition_for(func).name
+        definition = self.registry.definition_for(func)
+        func_name = definition.name
+        if definition.executor == "process":  # as add_task: a worker gets the call as pickles
+            check_call(func, func_name, args, kwargs)
         cipher = self._cipher
         if cipher is not None:
             call, payload = "", cipher.encrypt_call(args, kwargs)
         else:
             call, payload = encode_call(args, kwargs), None  # TypeError naming an argument it cannot store
         self._ensure_scheduler()
-        entry = OneOffEntry(run_key, func_name, when, call, payload, dict(tags or {}), utcnow())
+        entry = OneOffEntry(run_key, func_name, when, call, payload, dict(tags or {}), utcnow(),
+                            queue=queue, priority=priority)  # fmt: skip
         await self.scheduler.put_once(entry)
         return run_key
 
@@ -190,7 +229,10 @@ class ScheduleApi:
     async def list_scheduled(self, *, limit: int = 1000) -> list[ScheduledOnce]:
         """The waiting one-off runs, soonest first (their arguments are not shown)."""
         entries = await self.scheduler.list_once(limit=limit)
-        return [ScheduledOnce(e.run_key, e.func_name, e.fire_at, e.created_at, dict(e.tags)) for e in entries]
+        return [
+            ScheduledOnce(e.run_key, e.func_name, e.fire_at, e.created_at, dict(e.tags), e.queue, e.priority)
+            for e in entries
+        ]
 
     async def schedules(self) -> list[ScheduleInfo]:
         """Every periodic schedule, by name, with its stored state (shared by the instances of a store)."""
@@ -217,5 +259,6 @@ class ScheduleApi:
 
     async def run_schedule_now(self, name: str) -> str:
         """Run the schedule's task now, as an extra run (not a slot); its task id. InvalidTaskState while a
-        run of it is in progress, unless it was declared with `overlap=True`."""
+        run of it is in progress, unless it was declared with `overlap=True`. The run waits in the
+        schedule's queue; refused there (full), it is REJECTED and its id is still returned."""
         return (await self.scheduler.run_now(name)).task_id

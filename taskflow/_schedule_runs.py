@@ -6,6 +6,12 @@ ticket released and the task handed to its policy's supervisor. So an instance t
 leaves either the ticket (no record yet: a survivor starts the run, `adopt`) or a durable record (the
 store's adoption of a lost instance's tasks re-runs it, as a `persist=True` task): the run is not lost, and
 a run that may have started is never started twice by the schedule itself.
+
+A run waits in its queue like any task (docs/queues.md): a one-off's own `queue` / `priority`, else its
+function's (`@schedule(queue=, priority=)` declares them on the function), else the `default` queue when one
+is declared. A run refused because its queue is full (`max_size` waiting) is recorded REJECTED, committed
+and its ticket released, as `add_task` does with a refused task: visible in history, never run, never lost
+silently. A one-off whose stored queue is no longer declared here is recorded INTERRUPTED (not started).
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ from typing import TYPE_CHECKING
 from ._codec import decode_call
 from ._exceptions import PayloadError
 from ._models import TaskRecord, TaskStatus, utcnow
+from ._queues import DEFAULT_QUEUE
 from .stores import AdoptedRun, OneOffEntry, ScheduleStore
 
 if TYPE_CHECKING:
     from ._launcher import Launcher
     from ._lifecycle import Lifecycle
     from ._persistence import Persistence
-    from ._registry import TaskRegistry
+    from ._registry import TaskDefinition, TaskRegistry
 
 _log = logging.getLogger("taskflow.schedules")
 
@@ -69,6 +76,10 @@ class RunStarter:
                     record.args, record.kwargs = decode_call(once.call)
                 except PayloadError as exc:
                     problem = f"the stored arguments are unreadable: {exc}"
+        queue, priority = self._placement(definition, once) if definition is not None else (None, 0)
+        queues = self.launcher.queues
+        if problem is None and queue is not None and (queues is None or queue not in queues.names()):
+            problem = f"no queue named {queue!r} is declared here"
         if problem is not None or definition is None:
             _log.warning("scheduled run %s of %s not started: %s", run_id, func_name, problem)
             record.status_reason = f"not started: {problem}"
@@ -76,10 +87,28 @@ class RunStarter:
             self.lifecycle.admit(record, status=TaskStatus.INTERRUPTED)
             await self._commit_and_release(backend, record)
             return record
+        if queue is not None and queues is not None and not queues.reserve(queue, run_id, priority):
+            # Refused like add_task's refused tasks (Launcher.submit): REJECTED in history, never run.
+            reason = f"queue {queue!r} is full (max_size tasks are waiting)"
+            _log.warning("scheduled run %s of %s rejected: %s", run_id, func_name, reason)
+            self.lifecycle.admit(record)
+            self.lifecycle.finish(record, TaskStatus.REJECTED, reason=f"rejected: {reason}")
+            await self._commit_and_release(backend, record)
+            return record
         self.launcher.accept(record, definition, contextvars.copy_context())
         await self._commit_and_release(backend, record)
         await self.launcher.start(run_id)
         return record
+
+    def _placement(self, definition: TaskDefinition, once: OneOffEntry | None) -> tuple[str | None, int]:
+        """(the queue the run waits in, or None, and its priority): the one-off's, else its function's,
+        else the `default` queue when one is declared (what `add_task` chooses, `Launcher._route`)."""
+        queue = once.queue if once is not None and once.queue is not None else definition.queue
+        priority = once.priority if once is not None and once.priority is not None else definition.priority
+        queues = self.launcher.queues
+        if queue is None and queues is not None and queues.has_default:
+            queue = DEFAULT_QUEUE
+        return queue, priority
 
     async def _commit_and_release(self, backend: ScheduleStore, record: TaskRecord) -> None:
         if await self.launcher.make_durable([record]):

@@ -115,16 +115,20 @@ def define_schedule(
 
 @dataclass(frozen=True, slots=True)
 class ScheduledOnce:
-    """A one-off run waiting for its time (fastapi-taskflow 0.12's name); its arguments are not shown."""
+    """A one-off run waiting for its time (fastapi-taskflow 0.12's name); its arguments are not shown.
+    `queue` and `priority` are the ones given to `schedule_once` (None: the function's own)."""
 
     run_key: str
     func_name: str
     fire_at: datetime
     created_at: datetime | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    queue: str | None = None
+    priority: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_key": self.run_key, "func_name": self.func_name, "fire_at": isoformat(self.fire_at),
-            "created_at": isoformat(self.created_at), "tags": dict(self.tags),
+            "created_at": isoformat(self.created_at), "tags": dict(self.tags), "queue": self.queue,
+            "priority": self.priority,
         }  # fmt: skip

@@ -269,7 +269,8 @@ async def test_cpu_tasks_example_runs_its_task_in_a_worker_process() -> None:
 async def test_scheduled_example_runs_its_schedules_and_one_offs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """examples/scheduled_app.py: the startup slot runs; a reminder is listed, then cancelled."""
+    """examples/scheduled_app.py: the startup slot runs; an urgent reminder is listed with its priority in
+    the outbox queue (its function's), then cancelled; the digest schedule's task waits in the outbox."""
     monkeypatch.setenv("TASKFLOW_EXAMPLE_DB", str(tmp_path / "scheduled.db"))
     module = _fresh_import("examples.scheduled_app")
     try:
@@ -281,10 +282,12 @@ async def test_scheduled_example_runs_its_schedules_and_one_offs(
                     await anyio.sleep(0.02)
             listed = (await client.get("/tasks/schedules")).json()
             assert [s["name"] for s in listed["schedules"]] == ["morning_digest", "refresh_rates"]
-            assert (await client.post("/remind", params={"who": "ada"})).json() == {"run_key": "remind-ada"}
-            assert [o["run_key"] for o in (await client.get("/tasks/schedules")).json()["one_offs"]] == [
-                "remind-ada"
-            ]
+            added = await client.post("/remind", params={"who": "ada", "urgent": "true"})
+            assert added.json() == {"run_key": "remind-ada"}
+            one_offs = (await client.get("/tasks/schedules")).json()["one_offs"]
+            assert [(o["run_key"], o["queue"], o["priority"]) for o in one_offs] == [("remind-ada", None, 10)]
+            digest = module.task_manager.registry.get("morning_digest")
+            assert (digest.queue, digest.priority) == ("outbox", 5)
             assert (await client.delete("/remind/ada")).json() == {"cancelled": True}
     finally:
         sys.modules.pop("examples.scheduled_app", None)

@@ -61,6 +61,20 @@ def test_fastapi_taskflow_050_names_are_importable() -> None:
     assert missing == []
 
 
+def test_public_types_of_schedules_are_exported() -> None:
+    """The types schedule users catch and receive are importable from taskflow: `ScheduleNotFound` (pause,
+    resume, run now of an unknown schedule) and `ScheduledOnce` (fastapi-taskflow 0.12's `list_scheduled`
+    item), besides the exceptions of queues and process tasks."""
+    import taskflow
+    from taskflow._exceptions import ScheduleNotFound
+    from taskflow._schedules import ScheduledOnce
+
+    expected = {"ScheduleNotFound", "ScheduledOnce", "QueueFull", "QueueFullError", "TaskRejected",
+                "TaskArgumentError", "ProcessTaskError", "QueueConfig"}  # fmt: skip
+    assert expected <= set(taskflow.__all__)
+    assert (taskflow.ScheduleNotFound, taskflow.ScheduledOnce) == (ScheduleNotFound, ScheduledOnce)
+
+
 # What each fastapi-taskflow 0.5.0 module exported, as (0.5.0 module, name, where taskflow defines it).
 FASTAPI_TASKFLOW_050_PATHS = [
     ("models", "TaskStatus", "taskflow"),

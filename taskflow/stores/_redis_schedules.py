@@ -150,9 +150,11 @@ def _entry(fields: dict[bytes, bytes]) -> OneOffEntry:
     when = parse_utc(text("fire_at"))
     assert when is not None  # always written
     payload = fields.get(b"encrypted_payload")
+    priority = text("priority")
     return OneOffEntry(
         text("run_key") or "", text("func_name") or "", when, text("call") or "", payload,
-        json.loads(text("tags") or "{}"), parse_utc(text("created_at")), text("run_id"),
+        json.loads(text("tags") or "{}"), parse_utc(text("created_at")), text("run_id"), text("queue"),
+        int(priority) if priority is not None else None,
     )  # fmt: skip
 
 
@@ -258,6 +260,10 @@ class RedisSchedules:
             fields += ["encrypted_payload", entry.encrypted_payload]
         if entry.created_at is not None:
             fields += ["created_at", utc_text(entry.created_at)]
+        if entry.queue is not None:
+            fields += ["queue", entry.queue]
+        if entry.priority is not None:
+            fields += ["priority", str(entry.priority)]
         args = [entry.run_key, entry.fire_at.timestamp(), *fields]
         return bool(await self._call(self._script, PUT_ONCE, *args))
 

@@ -56,6 +56,7 @@ class OneOffEntry:
 
     `call` is the `taskflow._codec.encode_call` JSON of its arguments (`""` when they are encrypted in
     `encrypted_payload`); `run_id` is None until an instance claims it (then the task id of its run).
+    `queue` and `priority` are the run's own (`schedule_once(..., queue=, priority=)`); None: its function's.
     """
 
     run_key: str
@@ -66,6 +67,8 @@ class OneOffEntry:
     tags: dict[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
     run_id: str | None = None
+    queue: str | None = None
+    priority: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

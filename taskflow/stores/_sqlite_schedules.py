@@ -1,4 +1,4 @@
-"""`SqliteStore`'s schedules (`ScheduleStore`, schema version 6).
+"""`SqliteStore`'s schedules (`ScheduleStore`, schema version 6; a one-off's queue and priority since 8).
 
 `SqliteSchedules` holds the protocol methods (mixed into `SqliteStore`, which supplies `_call`); the
 functions below are the SQL, run on the store's thread. Every claim is one IMMEDIATE transaction: the
@@ -8,6 +8,7 @@ two processes on one file can never both claim a slot.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -20,7 +21,7 @@ from ._schedule_protocol import AdoptedRun, ClaimOutcome, OneOffEntry, ScheduleS
 
 T = TypeVar("T")
 
-_ONCE = "run_key, func_name, fire_at, call, encrypted_payload, tags, created_at, run_id"
+_ONCE = "run_key, func_name, fire_at, call, encrypted_payload, tags, created_at, run_id, queue, priority"
 
 
 def _immediate(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
@@ -140,12 +141,13 @@ def release_run(conn: sqlite3.Connection, run_id: str) -> None:
 
 
 def _entry(row: sqlite3.Row | tuple[Any, ...]) -> OneOffEntry:
-    run_key, func_name, fire_at, call, payload, tags, created_at, run_id = tuple(row)
+    run_key, func_name, fire_at, call, payload, tags, created_at, run_id, queue, priority = tuple(row)
     when = parse_utc(fire_at)
     assert when is not None  # NOT NULL column
     return OneOffEntry(
-        run_key, func_name, when, call, payload, json.loads(tags), parse_utc(created_at), run_id
-    )
+        run_key, func_name, when, call, payload, json.loads(tags), parse_utc(created_at), run_id, queue,
+        priority,
+    )  # fmt: skip
 
 
 def adopt_runs(conn: sqlite3.Connection, instance_id: str) -> list[AdoptedRun]:
@@ -181,9 +183,10 @@ def put_once(conn: sqlite3.Connection, entry: OneOffEntry) -> bool:
         if row is not None and row[0] is not None:
             return False
         conn.execute(
-            f"INSERT OR REPLACE INTO taskflow_one_offs ({_ONCE}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT OR REPLACE INTO taskflow_one_offs ({_ONCE}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (entry.run_key, entry.func_name, utc_text(entry.fire_at), entry.call, entry.encrypted_payload,
-             json.dumps(entry.tags, sort_keys=True), utc_text_or_none(entry.created_at)),
+             json.dumps(entry.tags, sort_keys=True), utc_text_or_none(entry.created_at), entry.queue,
+             entry.priority),
         )  # fmt: skip
         return True
 
@@ -217,11 +220,7 @@ def claim_once(conn: sqlite3.Connection, run_key: str, run_id: str, owner: str) 
             "INSERT INTO taskflow_schedule_runs (run_id, owner, run_key) VALUES (?, ?, ?)",
             (run_id, owner, run_key),
         )
-        entry = _entry(row)
-        return OneOffEntry(
-            entry.run_key, entry.func_name, entry.fire_at, entry.call, entry.encrypted_payload, entry.tags,
-            entry.created_at, run_id,
-        )  # fmt: skip
+        return dataclasses.replace(_entry(row), run_id=run_id)
 
     return _immediate(conn, run)
 

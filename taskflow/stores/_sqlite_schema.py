@@ -152,7 +152,13 @@ _V7 = (
         BEGIN {_LOG_RELEASE} END""",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# v8: a one-off run's own queue and priority (`schedule_once(..., queue=, priority=)`); NULL: its function's.
+_V8 = (
+    "ALTER TABLE taskflow_one_offs ADD COLUMN queue TEXT",
+    "ALTER TABLE taskflow_one_offs ADD COLUMN priority INTEGER",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 

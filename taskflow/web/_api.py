@@ -158,7 +158,10 @@ def build_api_router(
                 {
                     "name": d.name,
                     "registered": d.registered,
-                    "kind": "async" if d.is_async else "sync",
+                    # Where the body runs: a worker process, the event loop, or a worker thread.
+                    "kind": "process" if d.executor == "process" else "async" if d.is_async else "sync",
+                    "queue": d.queue,
+                    "priority": d.priority,
                     "persist": d.config.persist,
                     "group": d.supervisor_policy.name,
                     "requeue_on_interrupt": d.config.requeue_on_interrupt,

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from taskflow import ManagedBackgroundTasks, QueueConfig, TaskAdmin, TaskManager, task_log
 from taskflow.stores import SqliteStore
+from tests.taskflow import process_tasks
 
 task_manager = TaskManager(
     snapshot_backend=SqliteStore(os.environ["TASKFLOW_TEST_DB"])
@@ -40,6 +41,16 @@ async def hourly_report() -> None:
     """A periodic schedule (the Schedules view): due each full hour, run now from the dashboard."""
     task_log("hourly report")
     await anyio.sleep(0.05)
+
+
+# Shown in the supervision view's functions table: a process task (Kind `process`), never run here, and a
+# function with a queue and a priority.
+task_manager.task(executor="process", name="crunch")(process_tasks.pid)
+
+
+@task_manager.task(queue="mail", priority=7)
+async def mail_digest() -> None:
+    """Waits in the `mail` queue ahead of its priority-0 tasks."""
 
 
 @task_manager.task()

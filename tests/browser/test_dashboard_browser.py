@@ -153,8 +153,9 @@ def test_markup_from_a_task_stays_text(page: Any, server: str) -> None:
 
 
 def test_filters_and_supervision_view(page: Any, server: str) -> None:
-    """The status filter narrows the table; the supervision tab lists the registered functions, the actors
-    (one that gave up, with its last error as text) and the configured policies with their sources."""
+    """The status filter narrows the table; the supervision tab lists the registered functions (kind, with
+    `process` for a process task, queue and priority), the actors (one that gave up, with its last error as
+    text) and the configured policies with their sources."""
     start(server, "flaky", "filter")
     open_dashboard(page, server)
     page.locator("#chart-throughput rect").first.wait_for()
@@ -168,7 +169,18 @@ def test_filters_and_supervision_view(page: Any, server: str) -> None:
         " return rows.length > 0 && rows.every(r => r.querySelector('.status.failed')); }"
     )
     page.locator('nav [data-tab="supervision"]').click()
+
+    def function_row(name: str) -> tuple[str, str, str]:
+        row = page.locator("#functions tbody tr", has_text=name)
+        kind, queue, priority = (row.locator(f".fn-{c}").inner_text() for c in ("kind", "queue", "priority"))
+        return kind, queue, priority
+
     page.locator("#functions tbody tr", has_text="flaky").wait_for()
+    none = "\N{EN DASH}"  # what the table shows for no value
+    assert function_row("flaky") == ("sync", none, none)
+    # A process task's Kind is `process`; a function with a queue shows it and its priority.
+    assert function_row("crunch") == ("process", none, none)
+    assert function_row("mail_digest") == ("async", "mail", "7")
     page.locator("#supervisors tbody tr", has_text="taskflow").first.wait_for()
     actor = page.locator("#actors tbody tr.gave-up", has_text="feed_poller")
     actor.wait_for()

@@ -6,8 +6,9 @@ import httpx
 from fastapi import FastAPI
 
 from supervisors.testing import FakeClock
-from taskflow import TaskAdmin, TaskManager
+from taskflow import QueueConfig, TaskAdmin, TaskManager
 from tests.helpers import serve, wait_until
+from tests.taskflow import process_tasks
 
 
 def _app() -> tuple[FastAPI, TaskManager]:
@@ -61,3 +62,31 @@ async def test_supervision_lists_actors_before_the_lifespan() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         body = (await client.get("/tasks/supervision")).json()
     assert [(a["name"], a["state"], a["restarts"]) for a in body["actors"]] == [("poll", "new", 0)]
+
+
+async def test_functions_show_process_kind_queue_and_priority() -> None:
+    """A process task's kind is `process` (not `sync`); a function's queue and priority are listed, a
+    schedule's included (`@schedule(queue=, priority=)` declares them on its task)."""
+    manager = TaskManager(queues={"mail": QueueConfig(concurrency=1)}, config=False)
+    manager.task(executor="process")(process_tasks.pid)
+
+    @manager.task(queue="mail", priority=7)
+    async def digest() -> None: ...
+
+    @manager.schedule(every=3600, queue="mail", priority=-2)
+    async def nightly() -> None: ...
+
+    @manager.task()
+    def plain() -> None: ...
+
+    app = FastAPI()
+    TaskAdmin(app, manager)
+    async with serve(app) as client:
+        body = (await client.get("/tasks/supervision")).json()
+    found = {f["name"]: (f["kind"], f["queue"], f["priority"]) for f in body["functions"]}
+    assert found == {
+        "pid": ("process", None, 0),
+        "digest": ("async", "mail", 7),
+        "nightly": ("async", "mail", -2),
+        "plain": ("sync", None, 0),
+    }

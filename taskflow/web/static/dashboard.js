@@ -627,7 +627,11 @@ async function loadSupervision() {
   $("#supervisors tbody").replaceChildren(...rows);
   const opt = (v) => (v === null || v === undefined ? "–" : String(v));
   $("#functions tbody").replaceChildren(...data.functions.map((f) => h("tr", {},
-    h("td", { class: "mono" }, f.name), h("td", {}, f.kind), h("td", {}, f.policy.name),
+    h("td", { class: "mono" }, f.name), h("td", { class: "fn-kind" }, f.kind),
+    h("td", { class: "mono fn-queue" }, opt(f.queue)),
+    // A priority orders a queue's waiting tasks: shown for a function with a queue, or a non-default one.
+    h("td", { class: "num fn-priority" }, f.queue || f.priority ? String(f.priority) : "–"),
+    h("td", {}, f.policy.name),
     h("td", { class: "num" }, opt(f.policy.retries)), h("td", { class: "num" }, opt(f.policy.delay)),
     h("td", { class: "num" }, opt(f.policy.backoff)), h("td", { class: "num" }, opt(f.policy.max_delay)),
     h("td", { class: "num" }, opt(f.policy.jitter)), h("td", { class: "num" }, opt(f.policy.timeout)),
