@@ -28,7 +28,7 @@ from .stores import OneOffEntry
 
 if TYPE_CHECKING:
     from ._encryption import ArgsCipher
-    from ._queues import Queues
+    from ._launcher import Launcher
     from ._registry import TaskRegistry
     from ._scheduler import Scheduler
     from ._services import Services
@@ -82,14 +82,14 @@ class ScheduleApi:
     services: Services
     registry: TaskRegistry
     _cipher: ArgsCipher | None
-    _queues: Queues | None
+    launcher: Launcher
     task: Callable[..., Callable[[F], F]]
 
     def _check_queue(self, queue: object, where: str) -> None:
         """UnknownQueue (a ConfigurationError, so a ValueError) unless `queue` names a declared queue."""
         if not isinstance(queue, str):
             raise TypeError(f"{where}: queue must be a str, got {type(queue).__name__}")
-        queues = self._queues
+        queues = self.launcher.queues
         if queues is None:
             raise UnknownQueue(f"{where}: no queue named {queue!r} (no queue is declared)")
         try:
