@@ -214,6 +214,7 @@ W8 = Workload(
     cases=_cases(
         "8",
         {
+            "b0": [{}],  # the route adds nothing: the server's own floor under the flood
             "b1": [{}],
             "taskflow": _grid(variant=("defaults", "bounded")),
             **_ft([{}]),
