@@ -1,4 +1,4 @@
-"""What runs: the seven workloads of issue 6, the overload workload of issue 17, and for each the cases
+"""What runs: the eight workloads (seven of cost, one of overload), and for each the cases
 (system x variant) side by side.
 
 A case is one system under one variant (body, injection, backend, mode...). Systems:
