@@ -1,11 +1,14 @@
-"""Regenerate the documentation screenshots of the Dead letters and Audit tabs (docs/img), from a real app.
+"""Regenerate the documentation screenshots of the Dead letters, Audit, Schedules and Queues tabs (docs/img).
 
     PYTHONPATH=. python scripts/doc_screenshots.py [folder]    # default: docs/img
 
 Needs playwright and /usr/bin/chromium (never `playwright install`). Starts the browser tests' app
 (`tests.browser.app`) under uvicorn with auth and a preloaded history, makes a few failures of its own,
 signs in, takes the actions an operator would (a failed sign-in, a cancel, a group retry, a history
-clean-up), and saves `dead-letters.png` and `audit.png` at 1400 x 900, the size of the other screenshots.
+clean-up), and saves `dead-letters.png` and `audit.png`. Then it schedules a one-off digest, runs the
+hourly schedule now and saves `schedules.png` (its last run and outcome, the waiting one-off); finishes two
+short tasks in the `mail` queue and offers it six long ones (one runs, three wait, two are rejected) and
+saves `queues.png`. All at 1400 x 900, the size of the other screenshots.
 Look at the images before committing them. The other screenshots come from the browser tests:
 `TASKFLOW_SCREENSHOTS=<folder> pytest tests/browser`.
 """
@@ -41,8 +44,44 @@ def sign_in(page: Any, base: str, password: str) -> None:
     page.click("button[type=submit]")
 
 
+def shoot_schedules(page: Any, base: str, folder: Path) -> None:
+    """A one-off waiting for three hours, the hourly schedule run now: its last run succeeded."""
+    httpx.post(f"{base}/schedule-digest", params={"run_key": "weekly-digest", "delay": "10800"}, timeout=10)
+    page.locator('nav [data-tab="schedules"]').click()
+    row = page.locator('#schedules tbody tr[data-schedule="hourly_report"]')
+    row.locator("button.sched-run").click()
+    page.get_by_text("Ran hourly_report").first.wait_for()
+    for _ in range(50):  # bounded: the run takes 50 ms
+        page.locator("#schedules-refresh").click()
+        if row.locator(".status.success").count():
+            break
+        page.wait_for_timeout(100)
+    row.locator(".status.success").wait_for()
+    page.locator("#one-offs tbody tr", has_text="weekly-digest").wait_for()
+    page.locator(".toast").last.wait_for(state="detached")
+    page.screenshot(path=str(folder / "schedules.png"))
+
+
+def shoot_queues(page: Any, base: str, folder: Path) -> None:
+    """Two short tasks finished in `mail` (concurrency 1, max size 3), then six long ones offered: one
+    runs, three wait, the last two are refused with 429."""
+    for _ in range(2):
+        httpx.post(f"{base}/run-queued", params={"seconds": "0.05"}, timeout=10)
+    for _ in range(100):  # bounded: each takes 50 ms
+        if page.request.get(f"{base}/tasks/queues").json()[0]["finished"] >= 2:
+            break
+        page.wait_for_timeout(100)
+    answers = [httpx.post(f"{base}/run-queued", params={"seconds": "600"}, timeout=10) for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 4 + [429] * 2, [a.status_code for a in answers]
+    page.locator('nav [data-tab="queues"]').click()
+    row = page.locator('#queues tr[data-queue="mail"]')
+    row.locator(".queue-rejected").get_by_text("2", exact=True).wait_for()
+    row.locator(".queue-pending").get_by_text("3", exact=True).wait_for()
+    page.screenshot(path=str(folder / "queues.png"))
+
+
 def main(folder: Path) -> None:
-    """Save the two screenshots into `folder`."""
+    """Save the four screenshots into `folder`."""
     from playwright.sync_api import sync_playwright
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,8 +123,11 @@ def main(folder: Path) -> None:
         page.locator('nav [data-tab="audit"]').click()
         page.locator("#audit tbody tr", has_text="bulk_retry").wait_for()
         page.screenshot(path=str(folder / "audit.png"))
+        shoot_schedules(page, base, folder)  # after the audit picture: their actions are audited too
+        shoot_queues(page, base, folder)
         browser.close()
-    print(f"saved {folder / 'dead-letters.png'} and {folder / 'audit.png'}")
+    names = ("dead-letters", "audit", "schedules", "queues")
+    print(f"saved {', '.join(str(folder / f'{name}.png') for name in names)}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Environment: `TASKFLOW_TEST_AUTH=1` turns on auth (users `admin` and the read-on
 password `secret`); `TASKFLOW_TEST_SECRET`
 sets the session key; `TASKFLOW_TEST_FILL=<n>` preloads n finished tasks; `TASKFLOW_TEST_DB=<path>` keeps
 the tasks in a SQLite store at that path. Routes under /run start tasks;
-each returns the new task's id.
+each returns the new task's id. `/schedule-digest` schedules a one-off run (the Schedules view's one-offs).
 """
 
 from __future__ import annotations
@@ -130,3 +130,9 @@ async def run_queued(
 ) -> dict[str, str]:
     """Start one `slow` task in the `mail` queue (429 once the queue is full)."""
     return {"task_id": tasks.add_task(slow, seconds, queue="mail")}
+
+
+@app.post("/schedule-digest")
+async def schedule_digest(run_key: str, delay: float) -> dict[str, str]:
+    """Schedule `mail_digest` once, `delay` seconds from now, under `run_key` (a waiting one-off)."""
+    return {"run_key": await task_manager.schedule_once(mail_digest, delay=delay, run_key=run_key)}

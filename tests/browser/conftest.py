@@ -2,7 +2,8 @@
 
 The tests skip when Playwright or /usr/bin/chromium is missing, unless TASKFLOW_REQUIRE_SERVICES=1 (CI),
 where a missing browser fails them. Set TASKFLOW_SCREENSHOTS=<dir> to save screenshots of the main views;
-those of the Dead letters and Audit tabs come from `scripts/doc_screenshots.py` (a richer history).
+those of the Dead letters, Audit, Schedules and Queues tabs come from `scripts/doc_screenshots.py` (a richer
+history, a waiting one-off, a queue with rejections).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.conftest import screenshot
 from tests.browser.test_access_browser import sign_in
 from tests.browser.test_dashboard_browser import open_dashboard
 
@@ -35,7 +34,6 @@ def test_queues_tab_shows_counts_and_resizes_inline(page: Any, server: str) -> N
     assert cell(page, ".queue-running").inner_text() == "1"
     assert cell(page, ".queue-rejected").inner_text() == "1"
     assert cell(page, ".queue-max_size").input_value() == "3"
-    screenshot(page, "queues")
     cell(page, ".queue-concurrency").fill("3")
     cell(page, ".queue-save").click()
     page.get_by_text("Queue mail updated").wait_for()

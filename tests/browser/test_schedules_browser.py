@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import screenshot
 from tests.browser.test_access_browser import sign_in
 
 pytestmark = pytest.mark.slow
@@ -36,7 +35,6 @@ def test_schedules_view_runs_pauses_and_resumes(page: Any, server: str) -> None:
     row.locator(".status, .badge.paused").first.wait_for()
     page.locator('#schedules tbody tr[data-schedule="hourly_report"] button.sched-resume').wait_for()
     assert row.locator("td").nth(2).inner_text() == "paused"
-    screenshot(page, "schedules")
     row.locator("button.sched-resume").click()
     page.locator('#schedules tbody tr[data-schedule="hourly_report"] button.sched-pause').wait_for()
     assert row.locator("td").nth(2).inner_text() != "paused"
