@@ -17,6 +17,7 @@ import anyio
 
 from supervisors import Clock, Policy, Supervisor
 
+from . import _tracing
 from ._models import TaskRecord, TaskStatus, utcnow
 from ._recovery import recovery_decision
 from .observers import LogEvent
@@ -150,6 +151,7 @@ class Lifespan:
             # error, not wrapped in an ExceptionGroup.
             await persistence.store.open()
         self.lifecycle.bind_loop()  # listeners get each turn's changes together while the lifespan runs
+        _tracing.recheck()  # a tracer provider the app set just before its lifespan is used at once
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(self.dispatcher.run)

@@ -2,7 +2,8 @@
 
 taskflow never imports OpenTelemetry itself: tracing is on when the application has imported
 `opentelemetry.trace` and set a tracer provider (anything but the API's default proxy or no-op provider).
-Without that, `current_traceparent()` and `tracer()` are a dictionary lookup each and return None.
+Without that, `current_traceparent()` and `tracer()` return None at the cost of a dictionary lookup and,
+while OpenTelemetry is imported (FastAPI imports it when it is installed), a clock read.
 
 Each attempt is one span named after the task (`start_attempt_span`). Its parent is the request span that
 submitted the task while that span is still open (a task run inline, before the response ends); otherwise,
@@ -16,40 +17,61 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from time import monotonic
 from typing import Any
 
-__all__ = ["current_traceparent", "end_attempt_span", "start_attempt_span", "tracer"]
+__all__ = ["current_traceparent", "end_attempt_span", "recheck", "start_attempt_span", "tracer"]
 
 TRACER_NAME = "taskflow"
 # (provider, its tracer or None for the API's own providers): get_tracer() and the type checks are not free,
 # and this runs on every attempt
 _cache: tuple[Any, Any] = (None, None)
+UNSET_RECHECK = 0.05
+"""Seconds a "no tracer provider is set" answer is kept: a provider set later is used from then on."""
+_unset_until = 0.0  # monotonic time until which no provider is taken as still set (0: ask)
 _default_instance = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def tracer() -> Any:
-    """The tracer for task spans, or None when the application does not trace (see the module docstring)."""
-    global _cache
+    """The tracer for task spans, or None when the application does not trace (see the module docstring).
+
+    While no provider is set, the answer is kept for `UNSET_RECHECK` seconds: asking OpenTelemetry costs
+    an environment lookup that raises and catches a KeyError (`get_tracer_provider()` looks for
+    `OTEL_PYTHON_TRACER_PROVIDER` on every call until a provider is set), and FastAPI imports OpenTelemetry
+    whenever it is installed, so every app would pay it on each task and attempt. `recheck()` drops it.
+    """
+    global _cache, _unset_until
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:
+        return None
+    if _unset_until and monotonic() < _unset_until:
         return None
     provider = trace.get_tracer_provider()
     cached_provider, cached = _cache
     if provider is cached_provider:
-        return cached
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        found = cached
+    elif isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         found = None
     else:
         found = provider.get_tracer(TRACER_NAME)
     _cache = (provider, found)
+    _unset_until = monotonic() + UNSET_RECHECK if found is None else 0.0
     return found
 
 
+def recheck() -> None:
+    """Ask OpenTelemetry again on the next `tracer()` call (a task manager starts: the app may have set its
+    provider just before)."""
+    global _unset_until
+    _unset_until = 0.0
+
+
 def current_traceparent() -> str | None:
-    """The W3C `traceparent` of the current span (the request's, in `add_task`), or None."""
-    trace = sys.modules.get("opentelemetry.trace")
-    if trace is None:
+    """The W3C `traceparent` of the current span (the request's, in `add_task`), or None; None too when
+    the application does not trace (no tracer provider set), whatever a propagator put in the context."""
+    if tracer() is None:  # one lookup: the span chain below is not free, and this runs on every add_task
         return None
+    trace = sys.modules["opentelemetry.trace"]
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None
