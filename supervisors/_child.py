@@ -72,7 +72,11 @@ async def run_child(
         # A child cancelled or interrupted while still queued (or queued when the host stopped) never starts.
         if handle._runnable:
             with handle._open_scope() as scope:
-                await _supervise(sup, env, handle, fn, args, is_async, restart, relay)
+                if restart is Restart.TEMPORARY and relay is None:  # most children: one run, no restarts
+                    ok, value, reason = await run_once(env, handle, fn, args, is_async)
+                    _settle(handle, ok, value, reason)
+                else:
+                    await _supervise(sup, env, handle, fn, args, is_async, restart, relay)
             if scope.cancelled_caught and handle._runnable:
                 # Neither cancelled by its handle nor interrupted: the host is stopping every child.
                 handle._finish(ChildState.CANCELLED, "supervisor_cancelled")
@@ -145,6 +149,19 @@ async def _supervise(
         handle.error = None
         # A child that returns at once would otherwise restart without ever yielding to the loop.
         await anyio.lowlevel.checkpoint()
+
+
+def _settle(handle: ChildHandle, ok: bool, value: object, reason: str | None) -> None:
+    """End a child that is not restarted with the outcome of its one run (`run_once`'s triple)."""
+    if handle._finished:
+        return  # cancelled in the very tick the run ended: the outcome is discarded
+    if ok:
+        handle.result = value
+        handle._finish(ChildState.SUCCEEDED, reason)
+    else:
+        assert isinstance(value, BaseException)
+        handle.error = value
+        handle._finish(ChildState.FAILED, reason)
 
 
 async def _interrupted(handle: ChildHandle, checkpoint: Checkpoint | None) -> None:
