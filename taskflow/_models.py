@@ -10,9 +10,35 @@ from __future__ import annotations
 import enum
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+_VERSION_VARIANT = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 4122 / 9562 variant, in the low 80 bits
+_RANDOM_MASK = ((1 << 80) - 1) & ~((0xF << 76) | (0x3 << 62))  # the 74 random bits around them
+_RANDOM_BLOCK = 256  # random parts drawn from the OS at once
+_random_parts: Iterator[int] = iter(())
+
+
+def _refill() -> Iterator[int]:
+    """A fresh block of random id parts (10 bytes each, from `os.urandom`)."""
+    global _random_parts
+    block = os.urandom(10 * _RANDOM_BLOCK)
+    parts = [
+        int.from_bytes(block[i : i + 10]) & _RANDOM_MASK | _VERSION_VARIANT for i in range(0, len(block), 10)
+    ]
+    _random_parts = iter(parts)
+    return _random_parts
+
+
+def _forget_random_parts() -> None:
+    """After a fork: the child must not hand out the parent's unused random parts (the same ids)."""
+    global _random_parts
+    _random_parts = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_random_parts)
 
 
 def new_task_id() -> str:
@@ -23,12 +49,15 @@ def new_task_id() -> str:
     grows at its end instead of touching a random page for every new task (with random ids that was a large
     share of the pages each SQLite commit wrote: see docs/benchmarks.md). The random part keeps them as
     hard to guess as a version 4 id of an API's ordinary size; what the time part reveals, `created_at`
-    already shows.
+    already shows. The random parts come from `os.urandom` a block at a time (one system call per id was
+    the dearest part of making one); each is used once (`next` on a list iterator is atomic, so threads
+    never share one), and a forked child draws its own.
     """
-    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
-    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 / 9562 variant
-    h = raw.hex()
+    try:
+        random = next(_random_parts)
+    except StopIteration:
+        random = next(_refill())
+    h = "%032x" % ((time.time_ns() // 1_000_000) << 80 | random)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
