@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 
@@ -33,6 +35,36 @@ def test_task_ids_keep_74_random_bits() -> None:
         ones |= random_bits
         zeros |= ~random_bits & (2**74 - 1)
     assert ones == zeros == 2**74 - 1
+
+
+def test_task_ids_stay_unique_across_threads_and_a_fork() -> None:
+    """The random parts are drawn a block at a time: threads never share one, and a forked child does not
+    reuse the parent's unused ones (which would give two processes the same ids)."""
+    new_task_id()  # the parent now holds a partly used block
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write a few ids and leave at once
+        os.write(write_end, " ".join(new_task_id()[-17:] for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split())
+    parent = {new_task_id()[-17:] for _ in range(5)}
+    assert len(child) == 5 and not child & parent
+
+    ids: list[list[str]] = [[] for _ in range(4)]
+
+    def make(out: list[str]) -> None:
+        out.extend(new_task_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=make, args=(out,)) for out in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [task_id for out in ids for task_id in out]
+    assert len(set(every)) == len(every) == 12000
 
 
 def test_is_terminal_holds_for_exactly_the_final_states() -> None:
