@@ -73,21 +73,33 @@ class _Unpackable(Exception):
 
 def pack(record: TaskRecord) -> Packed | None:
     """The packed form of a finished record, or None when it has to stay a `TaskRecord` (see above)."""
-    try:
-        created, start, end = _stamp(record.created_at), _stamp(record.start_time), _stamp(record.end_time)
-    except _Unpackable:
-        return None
+    start_time, end_time = record.start_time, record.end_time
+    created: float | None
+    start: float | None
+    end: float | None
+    if start_time is not None and end_time is not None:  # a task that ran: no call per time (hot path)
+        if record.created_at.tzinfo is not UTC or start_time.tzinfo is not UTC or end_time.tzinfo is not UTC:
+            return None
+        created, start, end = record.created_at.timestamp(), start_time.timestamp(), end_time.timestamp()
+        if not (0 <= created < _LATEST and 0 <= start < _LATEST and 0 <= end < _LATEST):
+            return None
+    else:
+        try:
+            created, start, end = _stamp(record.created_at), _stamp(start_time), _stamp(end_time)
+        except _Unpackable:
+            return None
     if type(record.args) is not tuple:
         return None
     attempts = record.attempts
+    # The tracker gives a task's first attempt the record's own time objects: `is` settles most compares.
     lone = (
         len(attempts) == 1
         and (only := attempts[0]).number == 1
-        and only.start_time == record.start_time
-        and only.end_time == record.end_time
+        and (only.start_time is start_time or only.start_time == start_time)
+        and (only.end_time is end_time or only.end_time == end_time)
         and only.error == record.error
     )
-    head = (record.task_id, record.func_name, record.status.value, record.args, created, start, end)
+    head = (record.task_id, record.func_name, record.status._value_, record.args, created, start, end)
     if (
         lone
         and record.error is None
