@@ -140,8 +140,7 @@ def compose(
         sinks.append(QueueSink(queues))  # frees a queue slot the moment its task settles
     if dispatcher.active:
         sinks.append(ObserverSink(dispatcher, actors))  # before SettleSink: it reads the actor
-    sinks.append(SettleSink(actors, metrics))
-    sinks.append(counters)
+    sinks.append(SettleSink(actors, metrics, counters))
     sinks.append(listeners)
     lifecycle = Lifecycle(table, sinks)
     settlement = Settlement(

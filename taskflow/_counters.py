@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ._lifecycle import ChangeKind, TaskChange
-from ._models import TaskStatus
+from ._models import TaskRecord, TaskStatus
 
 __all__ = ["DURATION_BUCKETS", "FunctionCounters", "TaskCounters", "TaskCountersStatistics"]
 
@@ -70,17 +70,22 @@ class TaskCounters:
         for kind, _, previous, status, record, _ in changes:
             if not status.is_terminal or (previous is not None and previous.is_terminal) or kind is _REQUEUED:
                 continue
-            counts = self._functions.get(record.func_name)
-            if counts is None:
-                counts = self._functions[record.func_name] = _Function()
-            counts.finished[status.value] = counts.finished.get(status.value, 0) + 1
-            counts.attempts += len(record.attempts)
-            counts.retries += record.retries_used
-            duration = record.duration
-            if duration is not None:
-                counts.buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
-                counts.duration_sum += duration
-                counts.duration_count += 1
+            self.count(record, status, record.duration)
+
+    def count(self, record: TaskRecord, status: TaskStatus, duration: float | None) -> None:
+        """Count one task that settled in `status` after `duration` seconds (the settlement calls this with
+        the duration it already has, rather than this being a sink of its own)."""
+        counts = self._functions.get(record.func_name)
+        if counts is None:
+            counts = self._functions[record.func_name] = _Function()
+        value = status._value_
+        counts.finished[value] = counts.finished.get(value, 0) + 1
+        counts.attempts += len(record.attempts)
+        counts.retries += record.retries_used
+        if duration is not None:
+            counts.buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+            counts.duration_sum += duration
+            counts.duration_count += 1
 
     def statistics(self) -> TaskCountersStatistics:
         """A frozen snapshot of every function's totals."""

@@ -76,11 +76,11 @@ class MetricsRecorder:
         # Completions per whole second of the last THROUGHPUT_WINDOW: memory stays flat whatever the rate.
         self._completions: deque[list[int]] = deque()
 
-    def record_finished(self, record: TaskRecord) -> None:
-        """Count a task that reached a terminal state."""
-        self.finished[record.status] += 1
-        duration = record.duration
-        if duration is not None and record.status in (TaskStatus.SUCCESS, TaskStatus.FAILED):
+    def record_finished(self, record: TaskRecord, duration: float | None) -> None:
+        """Count a task that reached a terminal state after `duration` seconds (`record.duration`)."""
+        status = record.status
+        self.finished[status] += 1
+        if duration is not None and (status is TaskStatus.SUCCESS or status is TaskStatus.FAILED):
             self._durations.append(duration)
             self._duration_sum += duration
             self._duration_count += 1

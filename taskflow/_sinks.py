@@ -21,6 +21,7 @@ from .observers import LifecycleEvent
 
 if TYPE_CHECKING:
     from ._actor import Actor
+    from ._counters import TaskCounters
     from ._metrics import MetricsRecorder
     from ._persistence import Persistence
     from ._registry import TaskDefinition, TaskRegistry
@@ -96,23 +97,28 @@ class StoreSink:
 
 
 class SettleSink:
-    """Lets go of a task's actor once it is settled or requeued, and counts finished tasks in the metrics."""
+    """Lets go of a task's actor once it is settled or requeued, and counts finished tasks in the metrics
+    and the per-function counters (one sink for the three: a task's duration is computed once)."""
 
-    def __init__(self, actors: dict[str, Actor], metrics: MetricsRecorder) -> None:
+    def __init__(self, actors: dict[str, Actor], metrics: MetricsRecorder, counters: TaskCounters) -> None:
         self.actors = actors
         self.metrics = metrics
+        self.counters = counters
 
     @staticmethod
     def wants(kind: ChangeKind, status: TaskStatus) -> bool:
         return kind is _REQUEUED or (kind is not _UPDATED and status.is_terminal)
 
     def take(self, changes: Sequence[TaskChange]) -> None:
-        for kind, task_id, _, status, record, _ in changes:
+        for kind, task_id, previous, status, record, _ in changes:
             if kind is _UPDATED:
                 continue
             if status.is_terminal:
                 self.actors.pop(task_id, None)
-                self.metrics.record_finished(record)
+                duration = record.duration
+                self.metrics.record_finished(record, duration)
+                if kind is not _REQUEUED and (previous is None or not previous.is_terminal):
+                    self.counters.count(record, status, duration)
             elif kind is _REQUEUED:
                 self.actors.pop(task_id, None)
 

@@ -663,7 +663,7 @@ def test_throughput_counts_completions_in_constant_memory() -> None:
 
     recorder = MetricsRecorder()
     for n in range(3000):
-        recorder.record_finished(TaskRecord(f"t{n}", "f", TaskStatus.SUCCESS))
+        recorder.record_finished(TaskRecord(f"t{n}", "f", TaskStatus.SUCCESS), None)
     stats = recorder.snapshot(0, 0, None)
     assert stats.throughput_per_second == round(3000 / 60, 3) and stats.success == 3000
     assert len(recorder._completions) <= 61
