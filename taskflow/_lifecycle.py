@@ -10,10 +10,10 @@ Sinks take a sequence of changes (`take(changes)`). A sink may say which changes
 status)`, asked once per kind and status when the lifecycle is built): a change no sink wants is not even
 built. A sink whose work is not needed at the moment of the change (the listeners: the dashboard's bus) says
 `per_tick = True`; while the lifespan runs (`bind_loop` / `unbind_loop`), such sinks get the changes of one
-turn of the event loop together, in order, and at once when no loop is bound. The other sinks (the store,
-the settlement, the observers) get each change as it happens, because what they do is read right after it
-(a durable task's RUNNING commit gates its body; a request's durable records are committed before its
-response).
+turn of the event loop together, in order (at most `TICK_BATCH_LIMIT` at a time), and at once when no loop
+is bound. The other sinks (the store, the settlement, the observers) get each change as it happens, because
+what they do is read right after it (a durable task's RUNNING commit gates its body; a request's durable
+records are committed before its response).
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ ALLOWED_TRANSITIONS: Mapping[TaskStatus | None, frozenset[TaskStatus]] = {
     _X: frozenset(),
 }
 """Every status a record may move to from its current one (None: it is not in the table yet)."""
+
+
+TICK_BATCH_LIMIT = 256
+"""The most changes the per-tick sinks wait for: a turn of the event loop that makes more (a burst of
+requests admitting thousands of tasks) hands them over in batches of this size as it goes."""
 
 
 class IllegalTransition(RuntimeError):
@@ -202,6 +207,8 @@ class Lifecycle:
                 if not pending and self._soon is not None:
                     self._soon(self.flush)
                 pending.append(change)
+                if len(pending) >= TICK_BATCH_LIMIT:
+                    self.flush()  # a turn that changes thousands of tasks does not hold every change
             else:
                 self._later(change)
 

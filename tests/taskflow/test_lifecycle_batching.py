@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import anyio
 
 from taskflow import TaskManager, TaskRecord, TaskStatus
-from taskflow._lifecycle import ChangeKind, Lifecycle, TaskChange
+from taskflow._lifecycle import TICK_BATCH_LIMIT, ChangeKind, Lifecycle, TaskChange
 from taskflow._table import TaskTable
 from tests.helpers import wait_finished
 
@@ -52,6 +52,28 @@ def test_a_sink_gets_only_the_changes_it_wants() -> None:
     lc.move(record, TaskStatus.RUNNING)
     assert [c.kind for c in picky.changes] == [ChangeKind.ADDED, ChangeKind.MOVED]
     assert [c.kind for c in greedy.changes] == [ChangeKind.ADDED, ChangeKind.UPDATED, ChangeKind.MOVED]
+
+
+async def test_a_turn_with_many_changes_hands_them_over_in_bounded_batches() -> None:
+    """A turn that admits more tasks than `TICK_BATCH_LIMIT` hands its changes over as it goes, in order,
+    in batches of that size, the rest at the end of the turn: none held for the whole turn."""
+    tm = TaskManager()
+    listener = Batches()
+    tm.listeners.add(listener)
+
+    @tm.task()
+    async def job() -> None:
+        pass
+
+    count = 2 * TICK_BATCH_LIMIT + 10
+    async with tm.running():
+        ids = [tm.launcher.submit(job, (), {})[0] for _ in range(count)]  # one turn
+        assert [len(batch) for batch in listener.batches] == [TICK_BATCH_LIMIT, TICK_BATCH_LIMIT]
+        await anyio.sleep(0.01)
+        assert [len(batch) for batch in listener.batches] == [TICK_BATCH_LIMIT, TICK_BATCH_LIMIT, 10]
+        assert [c.task_id for c in listener.changes] == ids
+        await tm.launcher.start_after_response(ids)
+        await wait_finished(tm, ids)
 
 
 async def test_listeners_get_one_batch_per_turn_of_the_loop() -> None:
