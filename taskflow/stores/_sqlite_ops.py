@@ -19,7 +19,17 @@ from .._models import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from ._common import parse_utc
 from ._paging import RELEASES_KEY
 from ._protocol import FinishedRun, RecoveredTask, StoreSummary
-from ._sqlite_schema import UPDATE_CHANGING, UPSERT, changing_row, from_row, migrate, to_row
+from ._sqlite_schema import (
+    LOG_RELEASE,
+    UPDATE_CHANGING,
+    UPSERT,
+    changing_row,
+    from_row,
+    is_terminal,
+    migrate,
+    status_text,
+    to_row,
+)
 
 TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL_STATUSES))
 _LIVE_SQL = f"'{TaskStatus.PENDING.value}', '{TaskStatus.RUNNING.value}'"
@@ -181,20 +191,26 @@ def write(
     Every other record is written whole (an upsert, its tags replaced). The shortcut is taken only while
     no other connection has committed since this one last wrote; a row that is gone anyway is written
     whole. `written` changes only once the transaction has committed, and forgets a task once it is
-    terminal.
+    terminal. A keyed record that lets go of its key is logged to the key feed first (`LOG_RELEASE`).
     """
     latest = {r.task_id: r for r in records}  # a task listed twice is written once, in its last state
     fixed = written.fixed
     updates: list[TaskRecord] = []
     whole: list[TaskRecord] = []
+    releases: list[tuple[str, str, str, str]] = []
     for task_id, record in latest.items():
         known = fixed.get(task_id)
         (updates if known is not None and _same_fixed(known, record) else whole).append(record)
+        key = record.idempotency_key
+        if key is not None and TaskStatus(record.status) in RELEASES_KEY:
+            releases.append((key, task_id, task_id, status_text(record.status)))
     rows = [to_row(r, owner, r.task_id in requeue) for r in whole]  # encode before taking the lock
     changes = [changing_row(r, owner, r.task_id in requeue) for r in updates]
     with _immediate(conn):
         (version,) = conn.execute("PRAGMA data_version").fetchone()
         stale = version != written.data_version  # another connection committed: it may have changed any row
+        if releases:
+            conn.executemany(LOG_RELEASE, releases)  # before the rows change: it reads their stored status
         if changes and (stale or conn.executemany(UPDATE_CHANGING, changes).rowcount != len(changes)):
             rows.extend(to_row(r, owner, r.task_id in requeue) for r in updates)
             whole.extend(updates)
@@ -209,10 +225,10 @@ def write(
         written.data_version = version  # our own commits leave it unchanged
     for record in whole:
         fixed.pop(record.task_id, None)  # (re-)inserted last: the oldest entries are forgotten first
-        if not TaskStatus(record.status).is_terminal:
+        if not is_terminal(record.status):
             fixed[record.task_id] = _fixed(record)
     for record in updates:
-        if TaskStatus(record.status).is_terminal:
+        if is_terminal(record.status):
             del fixed[record.task_id]
     while len(fixed) > WRITTEN_LIMIT:
         del fixed[next(iter(fixed))]

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._codec import decode_call, encode_call
 from .._models import AttemptRecord, TaskRecord, TaskStatus
-from ._common import parse_utc, utc_text, utc_text_or_none
+from ._common import parse_utc, utc_text
 from ._paging import RELEASES_KEY
 
 _V1 = (
@@ -158,7 +158,16 @@ _V8 = (
     "ALTER TABLE taskflow_one_offs ADD COLUMN priority INTEGER",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+# v9: the key releases are logged by `_sqlite_ops.write` itself, for the few records that hold a key, instead
+# of by the two release triggers: SQLite runs an AFTER trigger's program for every row its statement touches
+# (WHEN is tested inside it), so they cost every task's every state change a share of its commit
+# (docs/benchmarks.md, the fifth round). Claims are still logged by `taskflow_key_claimed`.
+_V9 = (
+    "DROP TRIGGER IF EXISTS taskflow_key_released",
+    "DROP TRIGGER IF EXISTS taskflow_key_released_new",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 """MIGRATIONS[i] is the list of statements that takes schema version i to i + 1."""
 
 
@@ -208,6 +217,14 @@ CHANGING_COLUMNS = (
 )
 """What changes over a task's life. The rest (func_name, created_at, tags, idempotency_key, call,
 encrypted_payload, trace_context) is fixed when the task is made."""
+LOG_RELEASE = (
+    "INSERT INTO taskflow_key_log (key, holder) SELECT key, NULL FROM taskflow_idempotency"
+    " WHERE key = ? AND task_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM taskflow_tasks WHERE task_id = ? AND status = ?)"
+)
+"""Logs, to the key feed, that a record about to be written in a state of `RELEASES_KEY` lets go of its key
+(parameters: key, task_id, task_id, status), unless its stored row is in that state already: what the v5 and
+v7 release triggers logged, run for the keyed records only."""
 UPDATE_CHANGING = (
     "UPDATE taskflow_tasks SET " + ", ".join(f"{c} = ?" for c in CHANGING_COLUMNS) + " WHERE task_id = ?"
 )
@@ -241,12 +258,25 @@ def _attempts_json(record: TaskRecord, start: str | None, end: str | None) -> st
     return f"[{','.join(parts)}]"
 
 
+def status_text(status: TaskStatus | str) -> str:
+    """The stored text of a status (a member's own value: no enum lookup on the common path)."""
+    text: str = status._value_ if type(status) is TaskStatus else TaskStatus(status).value
+    return text
+
+
+def is_terminal(status: TaskStatus | str) -> bool:
+    """Whether a status is final (a member attribute read on the common path)."""
+    return status.is_terminal if type(status) is TaskStatus else TaskStatus(status).is_terminal
+
+
 def _state_columns(record: TaskRecord) -> tuple[str, str | None, str | None, str, str]:
     """The encoded columns every state change rewrites: status, start, end, logs JSON, attempts JSON."""
-    start = utc_text_or_none(record.start_time)
-    end = utc_text_or_none(record.end_time)
+    began = record.start_time
+    start = None if began is None else utc_text(began)
+    ended = record.end_time
+    end = None if ended is None else utc_text(ended)
     logs = _json(list(record.logs)) if record.logs else "[]"
-    return TaskStatus(record.status).value, start, end, logs, _attempts_json(record, start, end)
+    return status_text(record.status), start, end, logs, _attempts_json(record, start, end)
 
 
 def to_row(record: TaskRecord, owner: str, requeue: bool) -> tuple[Any, ...]:

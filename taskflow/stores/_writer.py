@@ -141,8 +141,10 @@ class BatchWriter:
         if requeue and type(record.args) is UnstoredCallArgs:
             requeue = False  # only display forms of its arguments are stored: it can never be re-run
         batch.records[record.task_id] = (record, requeue)
-        if self._wake is not None:
-            self._wake.set()
+        wake = self._wake
+        if wake is not None:  # set once: the records queued after it join the same batch anyway
+            self._wake = None
+            wake.set()
         return batch.seq
 
     def queued_batch(self, task_id: str) -> int | None:
@@ -162,8 +164,10 @@ class BatchWriter:
         """
         if seq >= self._next_seq:
             raise ValueError(f"batch {seq} was never issued (the newest is {self._next_seq - 1})")
-        await checkpoint()
-        while self._committed < seq:
+        if self._committed >= seq:
+            await checkpoint()
+            return
+        while self._committed < seq:  # each wait is a checkpoint of its own
             if self._state is _State.STOPPED:
                 raise RuntimeError(f"the batch writer stopped before batch {seq} was committed")
             if self._committed_event is None:
@@ -174,8 +178,9 @@ class BatchWriter:
         """Commit everything enqueued so far, now (inline if `run()` is not running)."""
         target = self._next_seq - 1
         if self._state is _State.RUNNING:
-            if self._wake is not None:
-                self._wake.set()
+            wake, self._wake = self._wake, None
+            if wake is not None:
+                wake.set()
             await self.wait_committed(target)
             return
         await checkpoint()
@@ -208,8 +213,8 @@ class BatchWriter:
         try:
             while True:
                 if not self._queue:
-                    self._wake = anyio.Event()
-                    await self._wake.wait()
+                    self._wake = wake = anyio.Event()
+                    await wake.wait()
                     continue
                 await self._commit_next()
         finally:

@@ -67,3 +67,19 @@ async def test_the_key_log_keeps_its_newest_rows(anyio_backend: str, tmp_path: P
         )
         rows = conn.execute("SELECT count(*), min(seq), max(seq) FROM taskflow_key_log").fetchone()
     assert rows == (KEY_LOG_LIMIT, claims - KEY_LOG_LIMIT + 1, claims)
+
+
+async def test_releases_are_logged_without_per_row_triggers(anyio_backend: str, tmp_path: Path) -> None:
+    """The write logs a keyed record's release once, with no trigger firing on every task's every write."""
+    path = tmp_path / "k.db"
+    async with SqliteStore(path) as store:
+        assert await store.claim_idempotency_key("k", "t1") is None
+        await store.write([keyed("t1", "k", TaskStatus.PENDING)], owner="a")  # written whole
+        await store.write([keyed("t1", "k", TaskStatus.RUNNING)], owner="a")  # only its changing columns
+        await store.write([keyed("t1", "k", TaskStatus.FAILED)], owner="a")  # the same, and a release
+        await store.write([keyed("t1", "k", TaskStatus.FAILED)], owner="a")  # no second release
+    with closing(sqlite3.connect(path)) as conn:
+        triggers = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        log = conn.execute("SELECT key, holder FROM taskflow_key_log ORDER BY seq").fetchall()
+    assert triggers == {"taskflow_key_claimed"}  # claims are rare: their trigger stays
+    assert log == [("k", "t1"), ("k", None)]
