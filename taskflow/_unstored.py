@@ -65,6 +65,16 @@ def has_unstored(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     )
 
 
+_SCALARS = frozenset({str, float, bool, type(None)})
+_INT_LIMIT = 10**18  # far below the digits limit of int-to-text conversion (sys.get_int_max_str_digits)
+
+
+def _plain(value: object) -> bool:
+    """A value every encoding of the codec takes as it is: no need to try encoding it to know."""
+    kind = type(value)
+    return kind in _SCALARS or (kind is int and -_INT_LIMIT < value < _INT_LIMIT)  # type: ignore[operator]
+
+
 def call_to_store(
     args: tuple[Any, ...], kwargs: dict[str, Any], *, persist: bool, cipher: ArgsCipher | None
 ) -> tuple[tuple[Any, ...], dict[str, Any], bytes | None]:
@@ -77,6 +87,12 @@ def call_to_store(
     try:
         if cipher is not None:
             return (), {}, cipher.encrypt_call(args, kwargs)
+        if all(map(_plain, args)) and all(map(_plain, kwargs.values())):
+            return (
+                args,
+                kwargs,
+                None,
+            )  # the common call: nothing that could fail to encode (the store encodes it)
         encode_call(args, kwargs)  # a TypeError naming the argument now, not a failing write later
         return args, kwargs, None
     except TypeError as exc:
