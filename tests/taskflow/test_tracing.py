@@ -211,6 +211,43 @@ def test_without_a_tracer_provider_tasks_run_unchanged_without_spans() -> None:
     assert out == ["success", "1", "None", "None"]
 
 
+_LATE_PROVIDER = textwrap.dedent(
+    """
+    import sys, time
+    import anyio
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from taskflow import TaskManager
+    from taskflow._tracing import UNSET_RECHECK, tracer
+
+    assert tracer() is None  # no provider yet: the answer is kept for a while
+    trace.set_tracer_provider(TracerProvider())
+    print(tracer() is None)  # still the kept answer
+
+    async def main():
+        async with TaskManager().running():  # a starting lifespan asks again at once
+            print(tracer() is not None)
+
+    if sys.argv[1] == "wait":
+        time.sleep(UNSET_RECHECK * 2)
+        print(tracer() is not None)  # asked again once it is stale
+    else:
+        anyio.run(main)
+    """
+)
+
+
+@pytest.mark.parametrize("then", ["wait", "lifespan"])
+def test_a_provider_set_later_is_picked_up_once_the_kept_answer_is_stale(then: str) -> None:
+    """While no provider is set, "none" is kept for `UNSET_RECHECK` seconds (asking costs an environment
+    lookup per task); a provider set later is used once that answer is stale, or at once by a lifespan
+    that starts after it (a fresh process: this module sets a provider)."""
+    root = Path(__file__).resolve().parents[2]
+    script = [sys.executable, "-c", _LATE_PROVIDER, then]
+    out = subprocess.run(script, cwd=root, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split() == ["True", "True"]
+
+
 def test_taskflow_never_imports_opentelemetry() -> None:
     """No module of taskflow or supervisors imports opentelemetry: it is found in sys.modules, if there."""
     root = Path(__file__).resolve().parents[2]
