@@ -118,8 +118,18 @@ def snapshot(
         policy=policy,
         restarts_in_window=restarts_in_window,
         limiter=limiter_statistics(limiter) if limiter is not None else None,
-        thread_limiter=limiter_statistics(thread_limiter) if thread_limiter is not None else None,
+        thread_limiter=_thread_limiter_statistics(thread_limiter, lane),
         children=children,
         lane=LaneStatistics(lane.cap, lane.workers, lane.abandoned) if lane is not None else None,
         **counters,
     )
+
+
+def _thread_limiter_statistics(
+    limiter: anyio.CapacityLimiter | None, lane: ThreadLane | None
+) -> LimiterStatistics | None:
+    """The thread cap's figures. The supervisor that owns a lane caps its threads with the lane itself
+    (its attempts take no limiter): the cap, the bodies running and the jobs queued."""
+    if lane is not None:
+        return LimiterStatistics(lane.cap, lane.busy, lane.queued)
+    return limiter_statistics(limiter) if limiter is not None else None

@@ -20,7 +20,7 @@ from ._handle import ChildHandle
 from ._lane import ThreadLane
 from ._live import LiveChildren
 from ._policy import Policy, Restart, check_seconds
-from ._runner import ChildEnvironment, lane_attempt_started
+from ._runner import ChildEnvironment, lane_attempt_ended, lane_attempt_started, lane_attempt_wanted
 from ._shutdown import ShutdownReport, shut_down
 from ._state import SupervisorState, not_running
 from ._statistics import RestartWindow, SupervisorStatistics, snapshot
@@ -85,14 +85,22 @@ class Supervisor:
     def _make_env(self) -> ChildEnvironment:
         parent = self._parent._site if self._parent is not None else None
         lane = None
+        thread_limiter = self._thread_limiter
         if self.policy.max_threads and (parent is None or parent.lane is None):
-            lane = self._lane = ThreadLane(self.policy.max_threads, self._spawn_worker, lane_attempt_started)
+            # The lane's workers are this supervisor's cap: its attempts take no limiter of its own.
+            lane = self._lane = ThreadLane(
+                self.policy.max_threads,
+                self._spawn_worker,
+                lane_attempt_started,
+                lane_attempt_ended,
+                lane_attempt_wanted,
+            )
+            thread_limiter = None
         else:
             self._lane = None
         return ChildEnvironment.for_supervisor(
-            self.name, self._hooks, self._clock, self._observers, self._limiter, self._thread_limiter, parent,
-            lane,
-        )  # fmt: skip
+            self.name, self._hooks, self._clock, self._observers, self._limiter, thread_limiter, parent, lane
+        )
 
     def _spawn_worker(self, worker: Callable[[], Awaitable[None]]) -> None:
         """Start a thread lane's worker in the root's task group (see `_lane`)."""

@@ -9,6 +9,7 @@ plain BackgroundTasks (b1) takes about tasks x 2 ms when sent one request at a t
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from typing import Any
 
@@ -19,9 +20,11 @@ from _sut import MANAGED, Progress, build
 SLEEP = 0.002
 THREADS = 8
 progress = Progress()
+threads_seen: set[int] = set()
 
 
 def sleepy(i: int) -> None:
+    threads_seen.add(threading.get_ident())
     time.sleep(SLEEP)
     progress.finish()
 
@@ -56,7 +59,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "metrics": {"wall_s": elapsed, "ideal_s": ideal, "x_ideal": elapsed / ideal},
         "checks": {"ok": ok, "completed": progress.done - base, "statuses": statuses},
-        "counts": {"requests": requests, "tasks_per_request": per_request, "threads": THREADS},
+        "counts": {
+            "requests": requests,
+            "tasks_per_request": per_request,
+            "threads": THREADS,
+            "distinct_threads": len(threads_seen),
+        },
     }
 
 
@@ -65,8 +73,9 @@ def main() -> None:
     p.add_argument("--mode", choices=("sequential", "concurrent"), default="sequential")
     p.add_argument("--requests", type=int, default=20)
     p.add_argument("--tasks", type=int, default=100)
+    p.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     args = p.parse_args()
-    emit(args, anyio.run(run, args))
+    emit(args, anyio.run(run, args, backend=args.backend))
 
 
 if __name__ == "__main__":
