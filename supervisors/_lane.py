@@ -1,13 +1,18 @@
-"""The thread lane: the worker threads that run the sync children of a supervisor tree with a thread cap.
+"""The thread lane: the worker threads that run the sync children of a supervisor tree.
 
-The outermost supervisor with `Policy.max_threads` owns one lane of at most that many workers; every sync
-attempt of its subtree is queued on it. The lane is that supervisor's cap: its attempts take no limiter on
-the event loop (inner supervisors' caps stay limiters), so a worker that ends a body takes the next queued
-job at once, without waiting for the loop. A worker is an anyio worker thread (one long
-`to_thread.run_sync` call, a task of the root's task group), so `anyio.from_thread.run` works inside a body
-as it does in any worker thread. Workers start on demand (when a job is queued and none is idle) and live
-until the supervisor closes: the distinct threads that run the subtree's bodies over a whole run are never
-more than the cap (a pool of short `run_sync` calls hands out whichever idle thread it has).
+The outermost supervisor with `Policy.max_threads` owns one *bounded* lane of at most that many workers;
+every sync attempt of its subtree is queued on it. The lane is that supervisor's cap: its attempts take no
+limiter on the event loop (inner supervisors' caps stay limiters), so a worker that ends a body takes the
+next queued job at once, without waiting for the loop. A root without a thread cap owns an *unbounded*
+lane for the sync children no cap applies to: its own workers, as many as anyio's default thread limiter
+has tokens when the lane starts (40 unless the app changed it), not counted in that limiter, and a worker
+held by an abandoned body is replaced (no cap on distinct threads was asked for).
+
+A worker is an anyio worker thread (one long `to_thread.run_sync` call, a task of the root's task group),
+so `anyio.from_thread.run` works inside a body as it does in any worker thread. Workers start on demand
+(when a job is queued and none is idle) and live until the supervisor closes: the distinct threads that
+run a bounded lane's bodies over a whole run are never more than its cap (a pool of short `run_sync` calls
+hands out whichever idle thread it has).
 
 A worker takes a job, notes that the body starts, runs it in the job's context (a copy of the attempt's,
 as `to_thread.run_sync` makes), and notes its outcome. Notes go to one outbox, drained on the loop by one
@@ -15,11 +20,13 @@ callback for however many notes arrived meanwhile (a worker schedules the callba
 pending), in the order they were sent. So an attempt counts as running only while a worker runs its body:
 `running` never exceeds the cap; and a run of short bodies costs the loop one wake-up, not two per job.
 
-An attempt cancelled (or timed out) before a worker took its job withdraws it: the body never runs. One
-cancelled while its body runs is abandoned, as `to_thread.run_sync(abandon_on_cancel=True)` does: the worker
-finishes the body, drops its outcome and only then takes the next job. Meanwhile the lane has one worker
-less; `abandoned` (in the supervisor's `statistics().lane`) counts such workers, so a body stuck past its
-timeout shows instead of silently shrinking the lane.
+An attempt cancelled (or timed out) before a worker took its job withdraws it: the body never runs (a
+worker also asks `wanted(job)` before it claims one, so a child cancelled through its handle never starts
+even if a worker frees up before the child's task has been woken). One cancelled while its body runs is
+abandoned, as `to_thread.run_sync(abandon_on_cancel=True)` does: the worker finishes the body, drops its
+outcome and only then takes the next job. Meanwhile a bounded lane has one worker less (an unbounded one
+starts another if it needs one); `abandoned` (in the supervisor's `statistics().lane`) counts such
+workers, so a body stuck past its timeout shows instead of silently shrinking the lane.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -41,16 +48,17 @@ class LaneJob:
     """One sync attempt on the lane; `owner` is the attempt loop's (what `on_start` needs)."""
 
     __slots__ = (
-        "abandoned", "claimed", "context", "done", "fn", "notes", "ok", "owner", "started", "value",
+        "abandoned", "claimed", "context", "fn", "notes", "ok", "owner", "started", "value", "waiter",
         "withdrawn",
     )  # fmt: skip
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], owner: Any) -> None:
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], owner: Any, waiter: Any) -> None:
         self.fn: Callable[..., Any] | None = fn
         self.value: Any = args  # the arguments until the body has run, then its result or error
         self.owner = owner
         self.context: contextvars.Context | None = contextvars.copy_context()
-        self.done = anyio.Event()
+        # What the attempt waits on: an asyncio future, or on trio the waiting task (see `ThreadLane.wait`).
+        self.waiter = waiter
         self.notes = 0  # the worker's notes handled on the loop: 1 the body started, 2 it ended
         self.ok = self.claimed = self.withdrawn = self.abandoned = self.started = False
 
@@ -74,6 +82,7 @@ class ThreadLane:
         "_drain_pending",
         "_idle",
         "_lock",
+        "_loop",
         "_on_end",
         "_on_start",
         "_outbox",
@@ -83,6 +92,7 @@ class ThreadLane:
         "_unlimited",
         "_wanted",
         "abandoned",
+        "bounded",
         "busy",
         "cap",
         "closed",
@@ -92,14 +102,15 @@ class ThreadLane:
 
     def __init__(
         self,
-        cap: int,
+        cap: float | None,
         spawn: Callable[[Callable[[], Any]], None],
         on_start: Callable[[LaneJob], None],
         on_end: Callable[[LaneJob], None],
         wanted: Callable[[LaneJob], bool],
     ) -> None:
-        self.cap = cap
-        self._spawn = spawn
+        self.bounded = cap is not None
+        self.cap = cap  # None until an unbounded lane starts (see the module docstring)
+        self._spawn: Callable[[Callable[[], Any]], None] | None = spawn
         self._on_start = on_start
         self._on_end = on_end
         self._wanted = wanted
@@ -111,6 +122,7 @@ class ThreadLane:
         # semaphore of concurrent.futures.ThreadPoolExecutor): no token, no idle worker, start another.
         self._idle: list[None] = []
         self._call_soon: Callable[..., object] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # None on trio
         self._scopes: list[anyio.CancelScope] = []
         self._unlimited: anyio.CapacityLimiter | None = None
         self.workers = 0
@@ -124,18 +136,29 @@ class ThreadLane:
         idle and fewer than `cap` run (they then stay: see the module docstring)."""
         if self.closed:
             raise RuntimeError("the thread lane is closed (its supervisor has stopped)")
-        job = LaneJob(fn, args, owner)
+        if self._call_soon is None:
+            self._open()
+        loop = self._loop
+        job = LaneJob(fn, args, owner, None if loop is None else loop.create_future())
         self._queue.put(job)
         self.queued += 1
-        if self.workers < self.cap:
+        # An unbounded lane replaces the workers held by abandoned bodies; a bounded one never does.
+        if (self.workers if self.bounded else self.workers - self.abandoned) < self.cap:  # type: ignore[operator]
             try:
                 self._idle.pop()
             except IndexError:
-                if self._call_soon is None:
-                    self._open()
                 self.workers += 1
+                assert self._spawn is not None  # not closed
                 self._spawn(self._worker)
         return job
+
+    def wait(self, job: LaneJob) -> Awaitable[None]:
+        """What the attempt awaits until the body of `job` has ended (called at once after `submit`)."""
+        if self._loop is not None:
+            return job.waiter  # type: ignore[no-any-return]  # the job's asyncio future
+        from ._trio_tasks import wait_rescheduled
+
+        return wait_rescheduled(job)
 
     def withdraw(self, job: LaneJob) -> None:
         """The job's attempt is gone (cancelled or timed out): it never runs, or its body is abandoned.
@@ -157,6 +180,10 @@ class ThreadLane:
             self._queue.put(None)
         for scope in self._scopes:
             scope.cancel()  # a worker stuck in an abandoned body must not hold the task group
+        # An idle anyio worker thread keeps its last call (our `_work`) until it exits: let that hold no
+        # more than the lane itself, not the supervisor tree (and what its observers refer to).
+        self._scopes = []
+        self._spawn = None
 
     def _open(self) -> None:
         try:
@@ -167,7 +194,10 @@ class ThreadLane:
 
             self._call_soon = threadsafe_caller()
         else:
+            self._loop = loop
             self._call_soon = loop.call_soon_threadsafe
+        if self.cap is None:
+            self.cap = anyio.to_thread.current_default_thread_limiter().total_tokens
         # The lane is the cap: anyio's default thread limiter must not count its workers.
         self._unlimited = anyio.CapacityLimiter(math.inf)
 
@@ -198,7 +228,10 @@ class ThreadLane:
                 job.value = context.run(fn, *args)
                 job.ok = True
             except BaseException as error:  # handed to the attempt, as to_thread.run_sync raises it
-                job.value = error
+                # Without this frame: it outlives the job, and its locals would make a cycle of the error.
+                tb = error.__traceback__
+                job.value = error.with_traceback(tb.tb_next if tb is not None else None)
+                del tb
             del fn, args, context
             idle.append(None)  # before the note: the loop may hand this worker the next job at once
             note(job)
@@ -234,4 +267,18 @@ class ThreadLane:
                     job.value = None
                 else:
                     self._on_end(job)
-                    job.done.set()
+                    self._release(job)
+
+    def _release(self, job: LaneJob) -> None:
+        """Wake the attempt waiting for `job` (unless it has stopped waiting: cancelled)."""
+        waiter = job.waiter
+        if waiter is None:
+            return
+        job.waiter = None
+        if self._loop is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        else:
+            from ._trio_tasks import reschedule
+
+            reschedule(waiter)

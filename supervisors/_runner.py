@@ -128,10 +128,10 @@ class ChildEnvironment:
         """The env of a supervisor with these limiters whose parent supervisor has `parent` (None: a root).
 
         Its children acquire the supervisor's own limiter, then the ancestors' (the parent env's chain):
-        innermost first, the one acquisition order every child follows. Its sync children run on the
-        parent's lane if it has one (the outermost supervisor with a thread cap owns it), else on `lane`.
+        innermost first, the one acquisition order every child follows. Its sync children run on `lane`
+        (given to the supervisor that owns one), else on the parent's.
         """
-        if parent is not None and parent.lane is not None:
+        if lane is None and parent is not None:
             lane = parent.lane
         limiters = (() if limiter is None else (limiter,)) + (parent.limiters if parent else ())
         thread_limiters = (() if thread_limiter is None else (thread_limiter,)) + (
@@ -237,7 +237,7 @@ async def _run_in_lane(
     job = lane.submit(fn, args, (env, handle))
     env.waiting += 1
     try:
-        await job.done.wait()
+        await lane.wait(job)
     except BaseException:
         if job.notes < 2:  # not ended yet: cancelled or timed out, never run or abandoned to its worker
             lane.withdraw(job)
