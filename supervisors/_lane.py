@@ -251,7 +251,9 @@ class ThreadLane:
         its second the body's end."""
         self._drain_pending = False  # before reading: a note sent from now on schedules another drain
         outbox = self._outbox
-        while outbox:
+        # Only the notes there now: one sent meanwhile has scheduled another drain, and the loop runs what
+        # is due in between (a steady stream of notes must not hold it).
+        for _ in range(len(outbox)):
             job = outbox.popleft()
             job.notes += 1
             if job.notes == 1:
