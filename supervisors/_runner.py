@@ -128,10 +128,10 @@ class ChildEnvironment:
         """The env of a supervisor with these limiters whose parent supervisor has `parent` (None: a root).
 
         Its children acquire the supervisor's own limiter, then the ancestors' (the parent env's chain):
-        innermost first, the one acquisition order every child follows. Its sync children run on the
-        parent's lane if it has one (the outermost supervisor with a thread cap owns it), else on `lane`.
+        innermost first, the one acquisition order every child follows. Its sync children run on `lane`
+        (given to the supervisor that owns one), else on the parent's.
         """
-        if parent is not None and parent.lane is not None:
+        if lane is None and parent is not None:
             lane = parent.lane
         limiters = (() if limiter is None else (limiter,)) + (parent.limiters if parent else ())
         thread_limiters = (() if thread_limiter is None else (thread_limiter,)) + (
@@ -212,6 +212,18 @@ def lane_attempt_started(job: LaneJob) -> None:
     _attempt_started(env, handle)
 
 
+def lane_attempt_wanted(job: LaneJob) -> bool:
+    """Whether the attempt of `job` may still start (asked in a lane worker: a cancelled or interrupted
+    handle says so at once, before its task is woken)."""
+    handle: ChildHandle = job.owner[1]
+    return handle._runnable
+
+
+def lane_attempt_ended(job: LaneJob) -> None:
+    """A lane worker ended the body of `job` (on the loop, before the worker's next start is handled)."""
+    job.owner[0].running -= 1
+
+
 async def _run_in_lane(
     lane: ThreadLane,
     env: ChildEnvironment,
@@ -219,20 +231,21 @@ async def _run_in_lane(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
 ) -> Any:
-    """One sync attempt on the lane: queued (PENDING, counted as waiting) until a worker starts its body."""
+    """One sync attempt on the lane: queued (PENDING, counted as waiting) until a worker starts its body,
+    then running until the worker ends it (the lane calls `lane_attempt_started` / `lane_attempt_ended`)."""
     handle._set_phase(_PENDING)
     job = lane.submit(fn, args, (env, handle))
     env.waiting += 1
     try:
-        await job.done.wait()
+        await lane.wait(job)
     except BaseException:
-        lane.withdraw(job)  # cancelled or timed out: never run, or abandoned to its worker
+        if job.notes < 2:  # not ended yet: cancelled or timed out, never run or abandoned to its worker
+            lane.withdraw(job)
+            if job.started:
+                env.running -= 1
+            else:
+                env.waiting -= 1
         raise
-    finally:
-        if job.started:
-            env.running -= 1
-        else:
-            env.waiting -= 1
     if job.ok:
         return job.value
     error = job.value

@@ -31,11 +31,13 @@ def limiter_statistics(limiter: anyio.CapacityLimiter) -> LimiterStatistics:
 
 @dataclass(frozen=True, slots=True)
 class LaneStatistics:
-    """A thread lane at one instant (the supervisor that owns it: the outermost one with a thread cap)."""
+    """A thread lane at one instant (the supervisor that owns it: the outermost one with a thread cap, or
+    the root for the sync children no cap applies to)."""
 
-    cap: int  # the most worker threads it will ever have
+    cap: float | None  # the most worker threads it will have at once (None: an unbounded lane not started)
     workers: int  # worker threads started so far (they stay until the supervisor closes)
     abandoned: int  # workers still running a body whose attempt was cancelled or timed out
+    bounded: bool = True  # a thread cap's lane; False: the root's lane for sync children without one
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +120,21 @@ def snapshot(
         policy=policy,
         restarts_in_window=restarts_in_window,
         limiter=limiter_statistics(limiter) if limiter is not None else None,
-        thread_limiter=limiter_statistics(thread_limiter) if thread_limiter is not None else None,
+        thread_limiter=_thread_limiter_statistics(thread_limiter, lane),
         children=children,
-        lane=LaneStatistics(lane.cap, lane.workers, lane.abandoned) if lane is not None else None,
+        lane=LaneStatistics(lane.cap, lane.workers, lane.abandoned, lane.bounded)
+        if lane is not None
+        else None,
         **counters,
     )
+
+
+def _thread_limiter_statistics(
+    limiter: anyio.CapacityLimiter | None, lane: ThreadLane | None
+) -> LimiterStatistics | None:
+    """The thread cap's figures. The supervisor that owns a lane caps its threads with the lane itself
+    (its attempts take no limiter): the cap, the bodies running and the jobs queued."""
+    if lane is not None and lane.bounded:
+        assert lane.cap is not None
+        return LimiterStatistics(lane.cap, lane.busy, lane.queued)
+    return limiter_statistics(limiter) if limiter is not None else None

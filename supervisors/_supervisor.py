@@ -20,7 +20,7 @@ from ._handle import ChildHandle
 from ._lane import ThreadLane
 from ._live import LiveChildren
 from ._policy import Policy, Restart, check_seconds
-from ._runner import ChildEnvironment, lane_attempt_started
+from ._runner import ChildEnvironment, lane_attempt_ended, lane_attempt_started, lane_attempt_wanted
 from ._shutdown import ShutdownReport, shut_down
 from ._state import SupervisorState, not_running
 from ._statistics import RestartWindow, SupervisorStatistics, snapshot
@@ -79,26 +79,38 @@ class Supervisor:
         # Created here (anyio allows it outside an event loop) so statistics() works before entering.
         self._limiter = anyio.CapacityLimiter(policy.max_concurrency) if policy.max_concurrency else None
         self._thread_limiter = anyio.CapacityLimiter(policy.max_threads) if policy.max_threads else None
-        self._lane: ThreadLane | None = None  # only the outermost supervisor with a thread cap has one
+        self._lane: ThreadLane | None = None  # the root, and the outermost supervisor with a thread cap
         self._site = self._make_env()
 
     def _make_env(self) -> ChildEnvironment:
         parent = self._parent._site if self._parent is not None else None
-        lane = None
-        if self.policy.max_threads and (parent is None or parent.lane is None):
-            lane = self._lane = ThreadLane(self.policy.max_threads, self._spawn_worker, lane_attempt_started)
+        thread_limiter = self._thread_limiter
+        cap: float | None = self.policy.max_threads
+        # The outermost supervisor with a thread cap owns a bounded lane; a root without one, the unbounded
+        # lane of the sync children no cap applies to (see `_lane`).
+        if cap and (parent is None or parent.lane is None or not parent.lane.bounded):
+            thread_limiter = None  # the lane's workers are this supervisor's cap: no limiter of its own
+        elif parent is None:
+            cap = None
         else:
             self._lane = None
+            return ChildEnvironment.for_supervisor(
+                self.name, self._hooks, self._clock, self._observers, self._limiter, thread_limiter, parent
+            )
+        lane = self._lane = ThreadLane(
+            cap, self._spawn_worker, lane_attempt_started, lane_attempt_ended, lane_attempt_wanted
+        )
         return ChildEnvironment.for_supervisor(
-            self.name, self._hooks, self._clock, self._observers, self._limiter, self._thread_limiter, parent,
-            lane,
-        )  # fmt: skip
+            self.name, self._hooks, self._clock, self._observers, self._limiter, thread_limiter, parent, lane
+        )
 
     def _spawn_worker(self, worker: Callable[[], Awaitable[None]]) -> None:
-        """Start a thread lane's worker in the root's task group (see `_lane`)."""
+        """Start a thread lane's worker in the root's task group (see `_lane`), in an empty context: it is
+        spawned from the attempt that needed it, whose context (its handle, what the caller bound) must not
+        live on with the worker, nor with the anyio thread that ran it."""
         group = self._root._group
         assert group is not None
-        group.start_soon(worker, f"{self.name} thread lane")  # type: ignore[arg-type]
+        contextvars.Context().run(group.start_soon, worker, f"{self.name} thread lane")  # type: ignore[arg-type]
 
     def _close_lanes(self) -> None:
         for node in self._tree():

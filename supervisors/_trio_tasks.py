@@ -1,4 +1,5 @@
-"""Supervised children as tasks of a trio nursery that the host task opens (imported only on trio).
+"""Supervised children as tasks of a trio nursery that the host task opens, and the thread lane's waits
+(imported only on trio).
 
 The nursery is our own, opened with trio's public `open_nursery()` inside the host task, which runs in the
 supervisor's anyio task group: trio's scopes then carry cancellation and errors to and from the children
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
     from ._child_tasks import ChildCoroutine, ChildTasks
+    from ._lane import LaneJob
 
 
 class TrioChildTasks:
@@ -52,3 +54,21 @@ class TrioChildTasks:
 def threadsafe_caller() -> Callable[..., object]:
     """`call(fn, *args)` from any thread runs `fn(*args)` in the running trio loop, in the order sent."""
     return trio.lowlevel.current_trio_token().run_sync_soon
+
+
+async def wait_rescheduled(job: LaneJob) -> None:
+    """Sleep until a thread lane's drain hands `job.waiter` (this task) to `reschedule`; a cancellation
+    (trio's own, so anyio's scopes) wakes it instead and clears `job.waiter`."""
+    if job.notes == 2:
+        return  # ended before we waited (cannot happen today: the attempt waits right after submitting)
+    job.waiter = trio.lowlevel.current_task()
+
+    def abort(_: object) -> trio.lowlevel.Abort:
+        job.waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+def reschedule(task: trio.lowlevel.Task) -> None:
+    trio.lowlevel.reschedule(task)

@@ -170,6 +170,11 @@ class SyncActor(Actor):
             # batch may not be known yet in this thread: read it on the loop, where the worker's notice
             # (sent first) has been handled. One round trip, as waiting for the commit needs anyway.
             anyio.from_thread.run(self._running_committed)
+        elif self.attempt:
+            # A retry: the loop writes its "--- Retry n ---" line and attempt record as it handles the
+            # worker's notice that the attempt starts. Wait for that (one round trip, retries only; the
+            # notice was sent first) so the body's own lines come after the marker.
+            anyio.from_thread.run_sync(_noted)
         args, kwargs = self._arguments()
         if _attempt_context.wanted():  # the app uses structlog or OpenTelemetry
             return _attempt_context.call_sync(self, self.definition.func, args, kwargs)
@@ -182,6 +187,10 @@ class SyncActor(Actor):
         if batch is not None and persistence is not None:
             self.running_batch = None
             await persistence.wait_committed(batch)
+
+
+def _noted() -> None:
+    """Nothing: run on the loop, it returns once the notices queued before it have been handled."""
 
 
 class ProcessActor(Actor):

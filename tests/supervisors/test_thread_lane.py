@@ -1,5 +1,6 @@
 """The thread lane: sync children of a supervisor tree with a thread cap run on at most that many worker
-threads, queued until a worker takes them (cap, timeouts, cancellation, context, from_thread)."""
+threads, queued until a worker takes them (cap, timeouts, cancellation, context, from_thread); without a
+cap, on the root's unbounded lane."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from supervisors import AttemptStarted, ChildState, Event, Policy, Supervisor
@@ -195,12 +197,71 @@ async def test_from_thread_run_works_inside_a_lane_body() -> None:
     assert [h.result for h in handles] == [i * 2 for i in range(20)]
 
 
-async def test_without_a_thread_cap_there_is_no_lane() -> None:
-    """With no thread cap anywhere, sync children run as before (one worker-thread call each, no lane)."""
-    async with Supervisor() as sup:
-        handle = sup.start_soon(lambda: 1)
-        assert sup.statistics().lane is None
-    assert handle.result == 1
+async def test_without_a_cap_the_root_lane_has_the_default_limiters_size_and_none_of_its_tokens() -> None:
+    """No cap: sync children run on the root's unbounded lane, at most as many threads as anyio's default
+    thread limiter has tokens, none of them borrowed from it (it stays free for the app's own threads)."""
+    default = anyio.to_thread.current_default_thread_limiter()
+    default.total_tokens = 3  # this test's event loop only
+    threads: set[int] = set()
+    borrowed: list[float] = []
+
+    def work(i: int) -> int:
+        threads.add(threading.get_ident())
+        if i % 5 == 0:
+            time.sleep(0.001)
+        return i
+
+    def hook(event: Event) -> None:
+        if isinstance(event, AttemptStarted):
+            borrowed.append(default.borrowed_tokens)  # hooks run on the loop, outside any task
+
+    async with Supervisor(hooks=[hook]) as sup:
+        handles = [sup.start_soon(work, i) for i in range(200)]
+        await handles[-1].wait()
+        lane = sup.statistics().lane
+        assert lane is not None and not lane.bounded and lane.cap == 3
+        assert sup.statistics().thread_limiter is None
+    assert [h.result for h in handles] == list(range(200))
+    assert 1 <= len(threads) <= 3
+    assert borrowed == [0] * 200
+
+
+async def test_an_unbounded_lane_replaces_a_worker_held_by_an_abandoned_body() -> None:
+    """No cap: a body stuck past its timeout does not hold the lane's only worker slot; the next runs."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = 1  # this test's event loop only
+    release = threading.Event()
+
+    def stuck() -> None:
+        release.wait(10)
+
+    async with Supervisor(Policy(timeout=0.05)) as sup:
+        try:
+            assert isinstance((await sup.start_soon(stuck).wait()).error, TimeoutError)
+            with anyio.fail_after(5):
+                assert (await sup.start_soon(lambda: "next").wait()).result == "next"
+            lane = sup.statistics().lane
+            assert lane is not None and lane.abandoned == 1 and lane.workers == 2
+        finally:
+            release.set()
+
+
+async def test_the_lane_owners_thread_limiter_figures_come_from_the_lane() -> None:
+    """The owner of a bounded lane takes no limiter per attempt: its thread_limiter statistics are the
+    lane's cap, the bodies running and the attempts queued."""
+    gate = threading.Event()
+
+    async with Supervisor(Policy(max_threads=2)) as sup:
+        handles = [sup.start_soon(gate.wait, 10) for _ in range(5)]
+        with anyio.fail_after(5):
+            while sup.statistics().running != 2:
+                await anyio.sleep(0.01)
+        stats = sup.statistics()
+        assert stats.thread_limiter is not None
+        assert (stats.thread_limiter.total, stats.thread_limiter.borrowed) == (2, 2)
+        assert stats.thread_limiter.waiting == stats.waiting == 3
+        gate.set()
+    assert all(h.result for h in handles)
+    assert sup.statistics().thread_limiter.borrowed == 0  # type: ignore[union-attr]
 
 
 def _lane_workers_alive() -> int:
@@ -227,3 +288,25 @@ async def test_the_workers_leave_the_lane_when_the_supervisor_closes() -> None:
     with anyio.fail_after(5):
         while _lane_workers_alive():
             await anyio.sleep(0.01)
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+async def test_a_failed_bodys_traceback_holds_no_frame_of_the_lane_worker(cap: int | None) -> None:
+    """A sync child's error refers to no frame of the lane's worker loop (which outlives the job: its
+    locals would tie the error into a cycle freed only by a full collection, as taskflow's
+    test_finished_tasks_leave_no_reference_cycles found); the body's own frame is kept."""
+
+    def fail() -> None:
+        raise ValueError("no")
+
+    async with Supervisor(Policy(max_threads=cap)) as sup:
+        handles = [sup.start_soon(fail) for _ in range(5)]
+    for handle in handles:
+        assert isinstance(handle.error, ValueError)
+        names = []
+        tb = handle.error.__traceback__
+        while tb is not None:
+            names.append(tb.tb_frame.f_code.co_name)
+            tb = tb.tb_next
+        assert "_work" not in names
+        assert names[-1] == "fail"
