@@ -122,6 +122,8 @@ class TaskflowMiddleware:
 
     If the store cannot confirm in time, the response is replaced by a 503 and those tasks are refused
     (CANCELLED, reason "store_unavailable"): a client never holds the id of a task that could be lost.
+    Present only where it has one of those jobs: added by `install()`, and by `TaskAdmin` / `init_app()`
+    for a manager with a store.
     """
 
     def __init__(self, app: ASGIApp, wiring: _Wiring) -> None:
