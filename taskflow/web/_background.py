@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +35,20 @@ class _AfterResponse(BackgroundTask):
     One item per request (not per task): the ids of every task the request adds go into it, in order.
     """
 
-    def __init__(self, start: Callable[[list[str]], Any]) -> None:
+    def __init__(self, start: Callable[[list[str]], Awaitable[None]]) -> None:
         # Skips BackgroundTask.__init__'s callable inspection (BackgroundTask is generic in its callable's
         # ParamSpec, which a plain assignment cannot bind).
         self.task_ids: list[str] = []
+        self.start = start
         self.func = start  # type: ignore[assignment]
         self.args = (self.task_ids,)  # type: ignore[assignment]
         self.kwargs = {}  # type: ignore[assignment]
         self.is_async = True
+
+    def __call__(self) -> Awaitable[None]:  # type: ignore[override]  # Starlette awaits what it returns
+        # Hands back `start`'s own coroutine rather than wrapping it in one more (BackgroundTask's
+        # `async def __call__`): one coroutine frame fewer per request.
+        return self.start(self.task_ids)
 
 
 class ManagedBackgroundTasks(BackgroundTasks):
@@ -116,6 +122,8 @@ class TaskflowMiddleware:
 
     If the store cannot confirm in time, the response is replaced by a 503 and those tasks are refused
     (CANCELLED, reason "store_unavailable"): a client never holds the id of a task that could be lost.
+    Present only where it has one of those jobs: added by `install()`, and by `TaskAdmin` / `init_app()`
+    for a manager with a store.
     """
 
     def __init__(self, app: ASGIApp, wiring: _Wiring) -> None:
@@ -182,8 +190,13 @@ def _wiring(app: Any, task_manager: TaskManager) -> _Wiring:
 
 
 def attach_middleware(app: Any, task_manager: TaskManager) -> None:
-    """Add the per-request middleware of `task_manager` to `app` (once)."""
-    _wiring(app, task_manager)
+    """Add the per-request middleware of `task_manager` to `app` (once), if it has a store.
+
+    Without a store no commit ever holds a response back, so until `install()` asks for injection (which
+    adds it then) the middleware would only pass each request on: one ASGI layer per request for nothing.
+    """
+    if task_manager.actions.persistence is not None:
+        _wiring(app, task_manager)
 
 
 def install_injection(app: Any, task_manager: TaskManager) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +183,38 @@ def test_get_tasks_is_called_on_the_event_loop_not_in_a_thread() -> None:
     import inspect
 
     assert inspect.iscoroutinefunction(TaskManager().get_tasks)
+
+
+def test_plain_and_managed_items_run_after_the_response_in_the_order_added(anyio_backend: str) -> None:
+    """A request's plain items and its managed tasks run after the response, in the order they were added."""
+    app, tm, ran = make_app(auto_install=False)
+    client = TestClient(app, backend=anyio_backend)  # no lifespan: the managed task runs inline, in order
+    task_id = client.post("/mixed").json()["task_id"]
+    assert ran == ["plain:before", "mixed", "plain:after"]
+    assert tm.get(task_id).status is TaskStatus.SUCCESS
+
+
+def test_a_manager_without_a_store_adds_no_middleware_until_install(tmp_path: Path) -> None:
+    """Without a store or install() nothing needs a per-request layer; a store or install() adds one, once."""
+    bare = FastAPI()
+    TaskAdmin(bare, TaskManager())
+    assert bare.user_middleware == []
+    stored = FastAPI()
+    TaskAdmin(stored, TaskManager(snapshot_db=str(tmp_path / "tasks.db")))
+    assert len(stored.user_middleware) == 1
+    installed = FastAPI()
+    tm = TaskManager()
+    TaskAdmin(installed, tm)
+    tm.install(installed)
+    tm.install(installed)
+    assert len(installed.user_middleware) == 1
+
+
+async def test_install_after_taskadmin_still_injects_managed_tasks() -> None:
+    """install() called after TaskAdmin (whose init_app added no middleware) makes BackgroundTasks managed."""
+    app, tm, ran = make_app(auto_install=False)
+    tm.install(app)
+    async with serve(app) as client:
+        task_id = (await client.post("/native")).json()["task_id"]
+        (record,) = await wait_finished(tm, [task_id])
+    assert record.status is TaskStatus.SUCCESS and ran == ["native"]
