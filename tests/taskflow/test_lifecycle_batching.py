@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
@@ -54,9 +55,8 @@ def test_a_sink_gets_only_the_changes_it_wants() -> None:
     assert [c.kind for c in greedy.changes] == [ChangeKind.ADDED, ChangeKind.UPDATED, ChangeKind.MOVED]
 
 
-async def test_a_turn_with_many_changes_hands_them_over_in_bounded_batches() -> None:
-    """A turn that admits more tasks than `TICK_BATCH_LIMIT` hands its changes over as it goes, in order,
-    in batches of that size, the rest at the end of the turn: none held for the whole turn."""
+def _listened() -> tuple[TaskManager, Batches, Any]:
+    """A manager with a `Batches` listener and a no-op task function."""
     tm = TaskManager()
     listener = Batches()
     tm.listeners.add(listener)
@@ -65,6 +65,13 @@ async def test_a_turn_with_many_changes_hands_them_over_in_bounded_batches() -> 
     async def job() -> None:
         pass
 
+    return tm, listener, job
+
+
+async def test_a_turn_with_many_changes_hands_them_over_in_bounded_batches() -> None:
+    """A turn that admits more tasks than `TICK_BATCH_LIMIT` hands its changes over as it goes, in order,
+    in batches of that size, the rest at the end of the turn: none held for the whole turn."""
+    tm, listener, job = _listened()
     count = 2 * TICK_BATCH_LIMIT + 10
     async with tm.running():
         ids = [tm.launcher.submit(job, (), {})[0] for _ in range(count)]  # one turn
@@ -78,14 +85,7 @@ async def test_a_turn_with_many_changes_hands_them_over_in_bounded_batches() -> 
 
 async def test_listeners_get_one_batch_per_turn_of_the_loop() -> None:
     """While the lifespan runs, the changes made in one turn of the loop reach a listener in one call."""
-    tm = TaskManager()
-    listener = Batches()
-    tm.listeners.add(listener)
-
-    @tm.task()
-    async def job() -> None:
-        pass
-
+    tm, listener, job = _listened()
     async with tm.running():
         ids = [tm.launcher.submit(job, (), {})[0] for _ in range(10)]  # one turn: no checkpoint between
         assert listener.batches == []  # not handed over yet: the turn is not over
